@@ -1,0 +1,173 @@
+"""The `housingfirst` command: run the API, workers and beat, migrate, and make keys."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from shared.domain.vocabulary import OrganizationKind, Role
+from shared.queue import Queue
+
+app = typer.Typer(
+    help="Housing First referral service.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    uvicorn.run(
+        "services.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = ",".join(
+        queue.value for queue in Queue
+    ),
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    name: Annotated[str, typer.Option(help="Worker name (unique per machine).")] = "",
+) -> None:
+    """Run a Celery worker (matching, notifications, maintenance)."""
+    from shared.queue import celery_app
+
+    for queue in queues.split(","):
+        Queue(queue.strip())  # refuse unknown queue names early
+    hostname = name or f"{queues.replace(',', '+')}-{os.getpid()}@%h"
+    celery_app.worker_main(
+        [
+            "worker",
+            f"--queues={queues}",
+            f"--concurrency={concurrency}",
+            f"--hostname={hostname}",
+            "--loglevel=WARNING",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+    )
+
+
+@app.command()
+def beat() -> None:
+    """Run the scheduler of the sweepers (outbox relay, expiries, retries)."""
+    from shared.queue import celery_app
+
+    celery_app.start(["beat", "--loglevel=WARNING"])
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (waits for the database first)."""
+    from shared.config import get_settings
+    from shared.migrate import upgrade, wait_for_database
+
+    url = get_settings().database_url
+    wait_for_database(url)
+    upgrade(url)
+    typer.echo("database schema is up to date", err=True)
+
+
+@keys_app.command("create")
+def keys_create(
+    org: Annotated[str, typer.Option(help="Organization name (created if needed).")],
+    kind: Annotated[OrganizationKind, typer.Option(help="Organization kind.")],
+    role: Annotated[Role, typer.Option(help="The key's role.")],
+    region: Annotated[str, typer.Option(help="A region the organization works in.")] = "",
+) -> None:
+    """Create an API key and print it (only the key, once) on stdout."""
+    from services.keys import create_key
+    from shared.db import unit_of_work
+
+    with unit_of_work() as session:
+        plain = create_key(session, org=org, kind=kind, role=role, region=region or None)
+    typer.echo(plain)
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    host: Annotated[str, typer.Option(help="API interface.")] = "127.0.0.1",
+) -> None:
+    """Migrate, then run the API, matcher, notifier and beat together; Ctrl-C stops all."""
+    from shared.config import get_settings
+    from shared.migrate import upgrade
+
+    os.environ["HOUSINGFIRST_ALLOW_LOOPBACK_WEBHOOK_TARGETS"] = "true"
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    me = [sys.executable, "-m", "services.cli"]
+    children = {
+        "api": [*me, "api", "--host", host, "--port", str(port)],
+        "matcher": [*me, "worker", "--queues", "matching,maintenance", "--name", "matcher@%h"],
+        "notifier": [*me, "worker", "--queues", "notifications", "--name", "notifier@%h"],
+        "beat": [*me, "beat"],
+    }
+    say = typer.echo
+    say(f"housingfirst: database {settings.database_url}")
+    say(f"housingfirst: broker   {settings.broker_url}")
+    say(
+        "housingfirst: webhooks to loopback addresses allowed (local trial); private ranges refused"
+    )
+    processes = {name: subprocess.Popen(command) for name, command in children.items()}
+    for name, process in processes.items():
+        say(f"housingfirst: started {name} (pid {process.pid})")
+    say(f"housingfirst: API on http://{host}:{port}  (docs at /docs). Ctrl-C stops everything.")
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                say(f"housingfirst: {name} exited with {process.returncode}; stopping", err=True)
+                stopping, exit_code = True, 1
+        time.sleep(0.2)
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes.values():
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    say("housingfirst: stopped")
+    raise typer.Exit(exit_code)
+
+
+def main() -> None:
+    """Console script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Create organizations and their API keys (used by the CLI and tests)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.api.auth import generate_key
+from shared.domain.vocabulary import OrganizationKind, Role
+from shared.models import ApiKey, Organization
+
+
+def create_key(
+    session: Session, *, org: str, kind: OrganizationKind, role: Role, region: str | None
+) -> str:
+    """A new key for the organization (created if needed, region added); returns the plain key."""
+    organization = session.scalar(select(Organization).where(Organization.name == org))
+    if organization is None:
+        organization = Organization(name=org, kind=kind.value, regions=[])
+        session.add(organization)
+    elif organization.kind != kind.value:
+        raise ValueError(f"organization {org!r} exists with kind {organization.kind}")
+    if region and region not in organization.regions:
+        organization.regions = [*organization.regions, region]
+    session.flush()
+    key = generate_key()
+    session.add(
+        ApiKey(
+            organization_id=organization.id,
+            role=role.value,
+            lookup=key.lookup,
+            secret_hash=key.secret_hash,
+        )
+    )
+    return key.plain

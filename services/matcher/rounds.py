@@ -1,0 +1,279 @@
+"""A matching round against the database: load, plan with the pure core, write the offers."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shared.domain.eligibility import PersonFacts, UnitFacts
+from shared.domain.events import Topic
+from shared.domain.lifecycle import offer_expires_at
+from shared.domain.priority import OfferDecision, plan_round
+from shared.domain.vocabulary import OfferStatus, ProgrammeTag, ReferralStatus, UnitStatus
+from shared.models import (
+    MatchRound,
+    Offer,
+    OutboxEvent,
+    Referral,
+    RegionMatching,
+    Unit,
+    new_id,
+)
+from shared.outbox import PENDING_EVENTS, EventRef
+
+CHUNK = 5000
+
+
+class StaleRound(Exception):
+    """A unit or person changed while the round was planning; plan again."""
+
+
+def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def lock_region(session: Session, region: str) -> None:
+    """Serialize rounds of one region (PostgreSQL advisory lock; SQLite has one writer)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"match:{region}"},
+        )
+
+
+def request_round(session: Session, region: str) -> None:
+    """Ask for a round of the region (coalesced with any request not yet served)."""
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(RegionMatching).values(region=region, requested=1, completed=0)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[RegionMatching.region],
+            set_={"requested": RegionMatching.requested + 1},
+        )
+    )
+
+
+def load_units(session: Session, region: str) -> list[tuple[UnitFacts, int]]:
+    rows = session.execute(
+        select(
+            Unit.id,
+            Unit.area,
+            Unit.max_occupants,
+            Unit.wheelchair_accessible,
+            Unit.step_free,
+            Unit.pets_allowed,
+            Unit.eligibility,
+            Unit.available_since,
+            Unit.created_at,
+            Unit.version,
+        ).where(Unit.region == region, Unit.status == UnitStatus.available)
+    ).all()
+    return [
+        (
+            UnitFacts(
+                id=row.id,
+                area=row.area,
+                max_occupants=row.max_occupants,
+                wheelchair_accessible=row.wheelchair_accessible,
+                step_free=row.step_free,
+                pets_allowed=row.pets_allowed,
+                eligibility=tuple(ProgrammeTag(tag) for tag in row.eligibility or ()),
+                available_since=row.available_since or row.created_at,
+            ),
+            row.version,
+        )
+        for row in rows
+    ]
+
+
+def load_people(session: Session, region: str) -> list[tuple[PersonFacts, int]]:
+    declined: dict[str, set[str]] = defaultdict(set)
+    for referral_id, unit_id in session.execute(
+        select(Offer.referral_id, Offer.unit_id)
+        .join(Referral, Referral.id == Offer.referral_id)
+        .where(
+            Referral.region == region,
+            Referral.status == ReferralStatus.waiting,
+            Offer.status == OfferStatus.declined,
+        )
+    ):
+        declined[referral_id].add(unit_id)
+    rows = session.execute(
+        select(
+            Referral.id,
+            Referral.adults,
+            Referral.children,
+            Referral.pets,
+            Referral.needs_wheelchair,
+            Referral.needs_step_free,
+            Referral.veteran,
+            Referral.gender,
+            Referral.date_of_birth,
+            Referral.areas_acceptable,
+            Referral.areas_avoid,
+            Referral.vulnerability_score,
+            Referral.months_homeless,
+            Referral.created_at,
+            Referral.version,
+        ).where(Referral.region == region, Referral.status == ReferralStatus.waiting)
+    ).all()
+    return [
+        (
+            PersonFacts(
+                id=row.id,
+                adults=row.adults,
+                children=row.children,
+                pets=row.pets,
+                needs_wheelchair=row.needs_wheelchair,
+                needs_step_free=row.needs_step_free,
+                veteran=row.veteran,
+                gender=row.gender,
+                date_of_birth=row.date_of_birth,
+                areas_acceptable=tuple(row.areas_acceptable or ()),
+                areas_avoid=tuple(row.areas_avoid or ()),
+                vulnerability_score=row.vulnerability_score,
+                months_homeless=row.months_homeless,
+                referred_at=row.created_at,
+                declined_unit_ids=frozenset(declined.get(row.id, ())),
+            ),
+            row.version,
+        )
+        for row in rows
+    ]
+
+
+def confirm_unchanged(
+    session: Session, model: type[Unit] | type[Referral], expected: dict[str, int], status: str
+) -> None:
+    """Lock the chosen rows and check none changed since they were read (else StaleRound)."""
+    ids = sorted(expected)
+    for part in chunks(ids):
+        rows = session.execute(
+            select(model.id, model.version, model.status)
+            .where(model.id.in_(part))
+            .with_for_update()
+        ).all()
+        if len(rows) != len(part) or any(
+            row.status != status or row.version != expected[row.id] for row in rows
+        ):
+            raise StaleRound
+
+
+def write_offers(
+    session: Session,
+    region: str,
+    decisions: Sequence[OfferDecision],
+    *,
+    now: datetime,
+    ttl_hours: float,
+) -> list[EventRef]:
+    """Insert the offers and their offer.created events; mark units and people offered."""
+    unit_ids = sorted(decision.unit_id for decision in decisions)
+    referral_ids = sorted(decision.referral_id for decision in decisions)
+    for part in chunks(unit_ids):
+        session.execute(
+            update(Unit)
+            .where(Unit.id.in_(part))
+            .values(status=UnitStatus.offered, version=Unit.version + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    for part in chunks(referral_ids):
+        session.execute(
+            update(Referral)
+            .where(Referral.id.in_(part))
+            .values(status=ReferralStatus.offered, version=Referral.version + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    expires_at = offer_expires_at(offered_at=now, ttl_hours=ttl_hours)
+    offers: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for decision in decisions:
+        offer_id = new_id()
+        offers.append(
+            {
+                "id": offer_id,
+                "referral_id": decision.referral_id,
+                "unit_id": decision.unit_id,
+                "region": region,
+                "status": OfferStatus.open.value,
+                "expires_at": expires_at,
+                "explanation": decision.explanation,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        events.append(
+            {
+                "id": new_id(),
+                "topic": Topic.offer_created.value,
+                "region": region,
+                "payload": {
+                    "offer_id": offer_id,
+                    "referral_id": decision.referral_id,
+                    "unit_id": decision.unit_id,
+                },
+                "created_at": now,
+            }
+        )
+    if offers:
+        session.execute(insert(Offer), offers)
+        session.execute(insert(OutboxEvent), events)
+    return [EventRef(event["id"], event["topic"]) for event in events]
+
+
+def run_round(session: Session, region: str, *, now: datetime, ttl_hours: float) -> int:
+    """One exact round for the region: every available unit to its first-ranked eligible person."""
+    started = time.perf_counter()
+    units = load_units(session, region)
+    people = load_people(session, region)
+    decisions = plan_round([u for u, _ in units], [p for p, _ in people], now.date())
+    if decisions:
+        unit_versions = {u.id: version for u, version in units}
+        person_versions = {p.id: version for p, version in people}
+        confirm_unchanged(
+            session,
+            Unit,
+            {d.unit_id: unit_versions[d.unit_id] for d in decisions},
+            UnitStatus.available,
+        )
+        confirm_unchanged(
+            session,
+            Referral,
+            {d.referral_id: person_versions[d.referral_id] for d in decisions},
+            ReferralStatus.waiting,
+        )
+        refs = write_offers(session, region, decisions, now=now, ttl_hours=ttl_hours)
+        session.info.setdefault(PENDING_EVENTS, []).extend(refs)
+    session.add(
+        MatchRound(
+            region=region,
+            started_at=now,
+            duration_seconds=time.perf_counter() - started,
+            units_considered=len(units),
+            people_considered=len(people),
+            offers_made=len(decisions),
+        )
+    )
+    return len(decisions)
+
+
+def serve_request(session: Session, region: str, *, now: datetime, ttl_hours: float) -> bool:
+    """Run a round if one was requested since the last; False when the region is up to date."""
+    lock_region(session, region)
+    state = session.get(RegionMatching, region, populate_existing=True)
+    if state is None or state.completed >= state.requested:
+        return False
+    target = state.requested
+    run_round(session, region, now=now, ttl_hours=ttl_hours)
+    state.completed = target
+    state.last_round_at = now
+    return True

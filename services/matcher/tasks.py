@@ -1,0 +1,95 @@
+"""Matcher tasks: thin shells that open a transaction and call the round code."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.matcher.relay import relay_unfinished, relay_unpublished
+from services.matcher.rounds import StaleRound, request_round, serve_request
+from shared.config import get_settings
+from shared.consumption import already_consumed, record_consumption
+from shared.domain.events import Consumer
+from shared.models import OutboxEvent, RegionMatching, utcnow
+from shared.queue import TaskName, celery_app
+from shared.worker import in_transaction
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS_PER_DRAIN = 50
+
+
+def note_trigger(session: Session, event_id: str) -> str | None:
+    """Record that the event's region needs a round; None if nothing to do."""
+    if already_consumed(session, event_id, Consumer.matcher):
+        return None
+    event = session.get(OutboxEvent, event_id)
+    if event is None or event.region is None:
+        return None
+    request_round(session, event.region)
+    return event.region
+
+
+def finish(session: Session, event_id: str) -> None:
+    event = session.get(OutboxEvent, event_id)
+    if event is not None and not already_consumed(session, event_id, Consumer.matcher):
+        record_consumption(session, event, Consumer.matcher)
+
+
+def drain(region: str) -> int:
+    """Serve the region's round requests until it is up to date; returns rounds run."""
+    settings = get_settings()
+    rounds = 0
+    for _ in range(MAX_ROUNDS_PER_DRAIN):
+        try:
+            ran = in_transaction(
+                serve_request, region, now=utcnow(), ttl_hours=settings.offer_ttl_hours
+            )
+        except StaleRound:
+            log.info("round saw a concurrent change; planning again", extra={"region": region})
+            continue
+        if not ran:
+            break
+        rounds += 1
+    return rounds
+
+
+@celery_app.task(name=TaskName.match_event)
+def match_event(event_id: str) -> None:
+    """A change happened: match its region now (rule 4), coalescing with other triggers."""
+    region = in_transaction(note_trigger, event_id)
+    if region is not None:
+        drain(region)
+        in_transaction(finish, event_id)
+
+
+@celery_app.task(name=TaskName.match_region)
+def match_region(region: str) -> None:
+    """Serve any outstanding round request of a region."""
+    drain(region)
+
+
+def behind_regions(session: Session) -> list[str]:
+    return list(
+        session.scalars(
+            select(RegionMatching.region).where(RegionMatching.requested > RegionMatching.completed)
+        )
+    )
+
+
+@celery_app.task(name=TaskName.sweep_regions)
+def sweep_regions() -> None:
+    """Backstop: a region whose request was never served (its worker died) gets a round."""
+    for region in in_transaction(behind_regions):
+        celery_app.send_task(TaskName.match_region, args=[region])
+
+
+@celery_app.task(name=TaskName.relay_outbox)
+def relay_outbox() -> None:
+    """Re-publish events left unpublished, or unfinished by a consumer."""
+    older_than = timedelta(seconds=get_settings().relay_after_seconds)
+    in_transaction(relay_unpublished, now=utcnow(), older_than=older_than)
+    in_transaction(relay_unfinished, now=utcnow())

@@ -1,0 +1,44 @@
+"""One typed settings object for every service (environment prefix HOUSINGFIRST_)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings read from the environment; names are part of the public contract (API.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="HOUSINGFIRST_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    broker_url: str = ""
+    offer_ttl_hours: float = Field(default=72, gt=0)
+    allow_private_webhook_targets: bool = False
+    # `housingfirst up` sets this: loopback receivers only, for trying the service on one machine.
+    allow_loopback_webhook_targets: bool = False
+    log_level: str = "INFO"
+    relay_after_seconds: float = Field(default=5, ge=0)
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> "Settings":
+        """Fill the embedded defaults (SQLite, serverless broker) under the data dir."""
+        data_dir = self.data_dir.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{data_dir / 'housingfirst.db'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{data_dir / 'broker.db'}"
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when running on SQLite (one writer at a time, no advisory locks)."""
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

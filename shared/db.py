@@ -1,0 +1,109 @@
+"""Engines and session factories, sync (workers) and async (API), from one database URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.config import get_settings
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def driver_url(url: str, *, asynchronous: bool) -> URL:
+    """The SQLAlchemy URL with the driver chosen from the scheme (psycopg 3, sqlite3, aiosqlite)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite" if asynchronous else "sqlite+pysqlite")
+    raise ValueError(f"unsupported database scheme: {parsed.drivername}")
+
+
+def _prepare_sqlite(sync_engine: Engine, url: URL) -> None:
+    """WAL, a busy timeout, foreign keys, BEGIN IMMEDIATE: writers queue instead of failing."""
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **options: Any) -> Engine:
+    """A sync engine for workers and tools."""
+    target = driver_url(url, asynchronous=False)
+    if target.get_backend_name() == "sqlite":
+        engine = create_engine(target, connect_args={"timeout": 30}, **options)
+        _prepare_sqlite(engine, target)
+        return engine
+    options.setdefault("pool_pre_ping", True)
+    return create_engine(target, **options)
+
+
+def make_async_engine(url: str, **options: Any) -> AsyncEngine:
+    """An async engine for the API."""
+    target = driver_url(url, asynchronous=True)
+    if target.get_backend_name() == "sqlite":
+        engine = create_async_engine(target, connect_args={"timeout": 30}, **options)
+        _prepare_sqlite(engine.sync_engine, target)
+        return engine
+    options.setdefault("pool_pre_ping", True)
+    options.setdefault("pool_size", 10)
+    options.setdefault("max_overflow", 20)
+    return create_async_engine(target, **options)
+
+
+def is_postgres(engine: Engine | AsyncEngine) -> bool:
+    """True on PostgreSQL (advisory locks, SKIP LOCKED)."""
+    return engine.dialect.name == "postgresql"
+
+
+@lru_cache
+def get_engine() -> Engine:
+    """The process's sync engine for the configured database."""
+    return make_engine(get_settings().database_url)
+
+
+@lru_cache
+def get_session_factory() -> sessionmaker[Session]:
+    """Sync sessions; the caller (a task wrapper) commits."""
+    return sessionmaker(get_engine(), expire_on_commit=False)
+
+
+def make_async_session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    """Async sessions for the API; the request boundary commits."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session] | None = None) -> Iterator[Session]:
+    """Open a session, commit on success, roll back on error: the only place workers commit."""
+    session = (factory or get_session_factory())()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,1 @@
+"""The pure domain core: Housing First rules with no I/O."""

@@ -1,0 +1,32 @@
+"""ORM tables, one concept per module; importing this package registers them all."""
+
+from shared.models.base import Base, new_id, utcnow
+from shared.models.idempotency import IdempotencyKey
+from shared.models.matching import MatchRound, RegionMatching
+from shared.models.offer import Offer
+from shared.models.organization import ApiKey, Organization
+from shared.models.outbox import EventConsumption, OutboxEvent
+from shared.models.referral import Referral
+from shared.models.support import SupportAssignment, SupportTeam
+from shared.models.unit import Unit
+from shared.models.webhook import Delivery, WebhookEndpoint
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Delivery",
+    "EventConsumption",
+    "IdempotencyKey",
+    "MatchRound",
+    "Offer",
+    "Organization",
+    "OutboxEvent",
+    "Referral",
+    "RegionMatching",
+    "SupportAssignment",
+    "SupportTeam",
+    "Unit",
+    "WebhookEndpoint",
+    "new_id",
+    "utcnow",
+]

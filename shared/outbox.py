@@ -1,0 +1,81 @@
+"""Write events beside the facts; after commit, hand their ids to the consumers' queues."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from shared.domain.events import Consumer, Topic, consumers_of
+from shared.models import OutboxEvent, new_id, utcnow
+from shared.queue import TaskName, celery_app
+
+log = logging.getLogger(__name__)
+
+PENDING_EVENTS = "housingfirst.pending_events"
+CONSUMER_TASKS = {Consumer.matcher: TaskName.match_event, Consumer.notifier: TaskName.notify_event}
+
+
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """What is needed to publish an event once its transaction has committed."""
+
+    id: str
+    topic: str
+
+
+def new_event(topic: Topic, *, region: str | None, payload: dict[str, Any]) -> OutboxEvent:
+    """An outbox row to add in the same transaction as the fact it records."""
+    return OutboxEvent(id=new_id(), topic=topic.value, region=region, payload=payload)
+
+
+def emit(
+    session: Session | AsyncSession, topic: Topic, *, region: str | None, payload: dict[str, Any]
+) -> OutboxEvent:
+    """Add an event to the session's transaction and remember it for publishing after commit."""
+    event = new_event(topic, region=region, payload=payload)
+    session.add(event)
+    session.info.setdefault(PENDING_EVENTS, []).append(EventRef(event.id, event.topic))
+    return event
+
+
+def take_pending(session: Session | AsyncSession) -> list[EventRef]:
+    """The events emitted in the session since the last take (call right after commit)."""
+    pending: list[EventRef] = session.info.pop(PENDING_EVENTS, [])
+    return pending
+
+
+def refs(events: Iterable[OutboxEvent]) -> list[EventRef]:
+    """References to publish after commit."""
+    return [EventRef(event.id, event.topic) for event in events]
+
+
+def send(events: Sequence[EventRef], *, only: Consumer | None = None) -> list[str]:
+    """Send each event id to each of its consumers' queues; returns the ids sent everywhere."""
+    sent: list[str] = []
+    for event in events:
+        try:
+            for consumer in consumers_of(event.topic):
+                if only is None or consumer is only:
+                    celery_app.send_task(CONSUMER_TASKS[consumer], args=[event.id])
+        except Exception:  # the relay re-publishes what could not be sent now
+            log.warning("publish failed; the relay will retry", extra={"event_id": event.id})
+            continue
+        sent.append(event.id)
+    return sent
+
+
+def mark_published(session: Session, event_ids: Sequence[str]) -> None:
+    """Record that events reached the broker (the caller commits)."""
+    if event_ids:
+        session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_(event_ids))
+            .values(published_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
