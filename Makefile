@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`. Each installs what it needs.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+VENV := .venv
+PG_BINDIR := $(shell ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+
+.PHONY: help run test lint types pytest install uv system-deps clean
+
+help:
+	@echo "make run    - install, then start API, matcher, notifier and beat (embedded default)"
+	@echo "make test   - install, then lint, types, migrations check and the whole test suite"
+
+uv:
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv \
+		|| python3 -m pip install --quiet --break-system-packages uv
+
+install: uv
+	@$(UV) sync --frozen --quiet
+
+# PostgreSQL and Redis servers for the tests (the tests start their own on loopback, free ports).
+system-deps:
+	@if [ -z "$(PG_BINDIR)" ] || ! command -v redis-server >/dev/null 2>&1; then \
+		echo "installing postgresql and redis-server from Debian packages"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq postgresql redis-server >/dev/null; \
+	fi
+
+run: install
+	$(UV) run --frozen housingfirst up
+
+lint: install
+	$(UV) run --frozen ruff check shared services tests bench
+	$(UV) run --frozen ruff format --check shared services tests bench
+
+types: install
+	$(UV) run --frozen mypy
+
+pytest: install system-deps
+	$(UV) run --frozen pytest -p no:cacheprovider
+
+test: lint types pytest
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

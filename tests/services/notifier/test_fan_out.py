@@ -1,0 +1,111 @@
+"""Support assignment at the first offer and signed webhook deliveries, in-process."""
+
+from typing import Any
+
+from httpserver import webhook_receiver
+from sqlalchemy import select
+from standardwebhooks import Webhook
+from support import Stack
+
+from services.notifier import delivery as webhook
+from services.notifier.tasks import claim, fan_out, record
+from shared.domain.vocabulary import Role
+from shared.models import Delivery, OutboxEvent, SupportAssignment, utcnow
+
+
+def events(stack: Stack, topic: str) -> list[OutboxEvent]:
+    with stack.session() as session:
+        return list(session.scalars(select(OutboxEvent).where(OutboxEvent.topic == topic)))
+
+
+def team(stack: Stack, headers: dict[str, str], kind: str = "act", capacity: int = 1) -> Any:
+    return stack.client.post(
+        "/v1/support-teams",
+        json={"region": "north", "kind": kind, "capacity": capacity},
+        headers=headers,
+    ).json()
+
+
+def endpoint(stack: Stack, headers: dict[str, str], url: str, events: list[str]) -> Any:
+    return stack.client.post(
+        "/v1/webhook-endpoints", json={"url": url, "events": events}, headers=headers
+    ).json()
+
+
+def test_first_offer_assigns_the_least_loaded_team_of_the_right_kind(stack: Stack) -> None:
+    support = stack.key(Role.support_provider)
+    busy, free = team(stack, support, capacity=2), team(stack, support, capacity=2)
+    team(stack, support, kind="floating", capacity=50)
+    with stack.session() as session:
+        session.add(
+            SupportAssignment(
+                referral_id=stack.post_referral(stack.key(Role.outreach))["id"],
+                team_id=busy["id"],
+                region="north",
+                kind="act",
+                status="active",
+            )
+        )
+    stack.post_unit(stack.key(Role.housing_provider))
+    referral = stack.post_referral(stack.key(Role.outreach), priority={"vulnerability_score": 100})
+    stack.match()
+    [offer_created] = events(stack, "offer.created")
+    with stack.session() as session:
+        fan_out(session, offer_created.id)
+        assignment = session.scalar(
+            select(SupportAssignment).where(SupportAssignment.referral_id == referral["id"])
+        )
+        assert assignment is not None
+        assert (assignment.team_id, assignment.status) == (free["id"], "assigned")
+    assert len(events(stack, "support.assigned")) == 1
+    with stack.session() as session:  # a redelivered task changes nothing
+        assert fan_out(session, offer_created.id) == []
+    assert len(events(stack, "support.assigned")) == 1
+
+
+def test_no_capacity_waits_in_pending_capacity_without_delaying_the_offer(stack: Stack) -> None:
+    stack.post_unit(stack.key(Role.housing_provider))
+    referral = stack.post_referral(stack.key(Role.outreach))
+    stack.match()
+    [offer_created] = events(stack, "offer.created")
+    with stack.session() as session:
+        fan_out(session, offer_created.id)
+    with stack.session() as session:
+        assignment = session.scalar(select(SupportAssignment))
+        assert assignment is not None and assignment.status == "pending_capacity"
+    assert len(events(stack, "support.pending_capacity")) == 1
+    got = stack.client.get(f"/v1/referrals/{referral['id']}", headers=stack.key(Role.admin))
+    assert got.json()["status"] == "offered"
+
+
+def test_support_assigned_is_delivered_signed_once(stack: Stack) -> None:
+    support = stack.key(Role.support_provider)
+    team(stack, support)
+    stack.post_unit(stack.key(Role.housing_provider), area="riverside")
+    stack.post_referral(stack.key(Role.outreach))
+    stack.match()
+    with webhook_receiver() as receiver:
+        secret = endpoint(stack, support, receiver.url, ["support.assigned"])["secret"]
+        with stack.session() as session:
+            fan_out(session, events(stack, "offer.created")[0].id)
+        [assigned] = events(stack, "support.assigned")
+        with stack.session() as session:
+            [delivery_id] = fan_out(session, assigned.id)
+        http = webhook.httpx.Client(timeout=5)
+        for _ in range(2):  # the second claim finds it delivered and sends nothing
+            with stack.session() as session:
+                taken = claim(session, delivery_id, now=utcnow())
+            if taken is None:
+                break
+            outcome = webhook.send(taken.message, taken.url, now=utcnow(), http=http)
+            with stack.session() as session:
+                record(session, delivery_id, outcome, now=utcnow())
+        assert len(receiver.requests) == 1
+        request = receiver.requests[0]
+        body = Webhook(secret).verify(request.body, request.headers)
+        assert body["type"] == "support.assigned"
+        assert body["data"]["person"]["name"] == "Sam"
+        assert body["data"]["unit"]["area"] == "riverside"
+    with stack.session() as session:
+        stored = session.get(Delivery, delivery_id)
+        assert stored is not None and (stored.status, stored.attempts) == ("delivered", 1)
