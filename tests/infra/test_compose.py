@@ -94,11 +94,8 @@ def test_app_services_share_the_image_and_settings() -> None:
 
 
 def test_app_commands_use_real_cli_subcommands() -> None:
-    # NOTE: needs services/cli.py (Typer `app`; subcommands api, worker, beat, migrate, up, keys,
-    # demo, bench). This test fails with ModuleNotFoundError until that module lands.
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     import typer.main
+
     from services.cli import app
 
     # Typer >= 0.2x vendors click, so check for a group by its `commands` mapping.
