@@ -4,11 +4,12 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 VENV := .venv
 PG_BINDIR := $(shell ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: help run test lint types pytest install uv system-deps clean
+.PHONY: help run test lint types pytest bench install uv system-deps clean
 
 help:
 	@echo "make run    - install, then start API, matcher, notifier and beat (embedded default)"
 	@echo "make test   - install, then lint, types, migrations check and the whole test suite"
+	@echo "make bench  - benchmarks, each beside a baseline measured in the same run"
 
 uv:
 	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv \
@@ -39,6 +40,10 @@ pytest: install system-deps
 	$(UV) run --frozen pytest -p no:cacheprovider
 
 test: lint types pytest
+
+# Benchmarks beside their baselines (PostgreSQL and Redis started on loopback, free ports).
+bench: install system-deps
+	$(UV) run --frozen python -m bench
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -105,6 +105,22 @@ def keys_create(
     typer.echo(plain)
 
 
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key, or its lookup part (hf_<lookup>_...).")],
+) -> None:
+    """Revoke an API key at once (its next request answers 401)."""
+    from services.keys import revoke_key
+    from shared.db import unit_of_work
+
+    with unit_of_work() as session:
+        found = revoke_key(session, key=key)
+    if not found:
+        typer.echo("no such key", err=True)
+        raise typer.Exit(1)
+    typer.echo("revoked", err=True)
+
+
 @app.command()
 def up(
     port: Annotated[int, typer.Option(help="API port.")] = 8000,
@@ -162,6 +178,43 @@ def up(
             process.wait()
     say("housingfirst: stopped")
     raise typer.Exit(exit_code)
+
+
+@app.command()
+def demo(
+    region: Annotated[str, typer.Option(help="Region to fill.")] = "demo",
+    people: Annotated[int, typer.Option(help="How many people (half housed over a year).")] = 300,
+) -> None:
+    """Fill a region with realistic synthetic data (people, homes, teams, a year of history)."""
+    from services.demo import fill
+    from shared.config import get_settings
+    from shared.db import unit_of_work
+    from shared.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    with unit_of_work() as session:
+        keys = fill(session, region=region, people=people)
+    typer.echo(f"region {region!r} filled. Keys (shown once):")
+    for kind, key in (
+        ("operations", keys.operations),
+        ("outreach", keys.outreach),
+        ("housing_provider", keys.provider),
+        ("support_provider", keys.support),
+    ):
+        typer.echo(f"  {kind:17} {key}")
+
+
+@app.command()
+def bench() -> None:
+    """Run the benchmarks (from a source checkout), each beside its baseline."""
+    import runpy
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / "__main__.py").exists():
+        raise typer.BadParameter("benchmarks run from a source checkout (bench/ not found)")
+    sys.path.insert(0, str(root))
+    runpy.run_module("bench", run_name="__main__")
 
 
 def main() -> None:

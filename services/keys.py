@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from services.api.auth import generate_key
 from shared.domain.vocabulary import OrganizationKind, Role
-from shared.models import ApiKey, Organization
+from shared.models import ApiKey, Organization, utcnow
 
 
 def create_key(
@@ -33,3 +33,14 @@ def create_key(
         )
     )
     return key.plain
+
+
+def revoke_key(session: Session, *, key: str) -> bool:
+    """Revoke a key given whole or by its lookup part (`hf_<lookup>_...`); False if unknown."""
+    lookup = key.split("_")[1] if key.startswith("hf_") and key.count("_") >= 2 else key
+    found = session.scalar(select(ApiKey).where(ApiKey.lookup == lookup))
+    if found is None:
+        return False
+    if found.revoked_at is None:
+        found.revoked_at = utcnow()
+    return True

@@ -19,7 +19,12 @@ class Settings(BaseSettings):
     allow_private_webhook_targets: bool = False
     # `housingfirst up` sets this: loopback receivers only, for trying the service on one machine.
     allow_loopback_webhook_targets: bool = False
+    # Whole-request limit for one webhook attempt (Standard Webhooks: 15 s); tests shorten it.
+    webhook_timeout_seconds: float = Field(default=15, gt=0, le=60)
     log_level: str = "INFO"
+    # Requests per minute per API key (a burst of this many is allowed at once).
+    rate_limit_per_minute: int = Field(default=1200, ge=1)
+    max_body_bytes: int = Field(default=65_536, ge=1024)
     relay_after_seconds: float = Field(default=5, ge=0)
 
     @model_validator(mode="after")

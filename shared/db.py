@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -16,6 +18,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.config import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# These log statement parameters (names, dates of birth) at DEBUG: never let them, whatever
+# the configured level. Personal data must not reach the logs.
+for _leaky in ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool"):
+    logging.getLogger(_leaky).setLevel(logging.WARNING)
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+JSON_OPTIONS: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
 def driver_url(url: str, *, asynchronous: bool) -> URL:
@@ -52,6 +66,7 @@ def _prepare_sqlite(sync_engine: Engine, url: URL) -> None:
 def make_engine(url: str, **options: Any) -> Engine:
     """A sync engine for workers and tools."""
     target = driver_url(url, asynchronous=False)
+    options = {**JSON_OPTIONS, **options}
     if target.get_backend_name() == "sqlite":
         engine = create_engine(target, connect_args={"timeout": 30}, **options)
         _prepare_sqlite(engine, target)
@@ -63,6 +78,7 @@ def make_engine(url: str, **options: Any) -> Engine:
 def make_async_engine(url: str, **options: Any) -> AsyncEngine:
     """An async engine for the API."""
     target = driver_url(url, asynchronous=True)
+    options = {**JSON_OPTIONS, **options}
     if target.get_backend_name() == "sqlite":
         engine = create_async_engine(target, connect_args={"timeout": 30}, **options)
         _prepare_sqlite(engine.sync_engine, target)

@@ -79,3 +79,9 @@ def mark_published(session: Session, event_ids: Sequence[str]) -> None:
             .values(published_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+
+
+def emit_all(session: Session | AsyncSession, specs: Iterable[Any], *, region: str | None) -> None:
+    """Emit each EventSpec returned by a domain function."""
+    for spec in specs:
+        emit(session, spec.topic, region=region, payload=spec.payload)

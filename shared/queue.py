@@ -29,6 +29,7 @@ class TaskName(StrEnum):
     notify_event = "notifier.handle_event"
     deliver = "notifier.deliver"
     sweep_deliveries = "maintenance.sweep_deliveries"
+    assign_waiting_support = "notifier.assign_waiting_support"
 
 
 ROUTES: dict[str, Queue] = {
@@ -40,12 +41,15 @@ ROUTES: dict[str, Queue] = {
     TaskName.notify_event: Queue.notifications,
     TaskName.deliver: Queue.notifications,
     TaskName.sweep_deliveries: Queue.maintenance,
+    TaskName.assign_waiting_support: Queue.notifications,
 }
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "relay-outbox": {"task": TaskName.relay_outbox, "schedule": 2.0},
     "sweep-regions": {"task": TaskName.sweep_regions, "schedule": 10.0},
     "sweep-deliveries": {"task": TaskName.sweep_deliveries, "schedule": 5.0},
+    "expire-offers": {"task": TaskName.expire_offers, "schedule": 15.0},
+    "assign-waiting-support": {"task": TaskName.assign_waiting_support, "schedule": 5.0},
 }
 
 
@@ -84,7 +88,7 @@ def make_celery(settings: Settings) -> Celery:
         broker_pool_limit=10,
         beat_schedule=BEAT_SCHEDULE,
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
-        imports=["services.matcher.tasks", "services.notifier.tasks"],
+        imports=["services.matcher.tasks", "services.notifier.tasks", "services.notifier.capacity"],
         timezone="UTC",
     )
     return app

@@ -15,11 +15,11 @@ os.environ["HOUSINGFIRST_DATA_DIR"] = _DATA_DIR
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from servers import create_database, start_postgres, start_redis  # noqa: E402
-from support import Stack  # noqa: E402
 
+from servers import create_database, start_postgres, start_redis  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.migrate import upgrade  # noqa: E402
+from support import Stack  # noqa: E402
 
 POSTGRES_URL_VARIABLE = "HOUSINGFIRST_TEST_POSTGRES_URL"
 REDIS_URL_VARIABLE = "HOUSINGFIRST_TEST_REDIS_URL"

@@ -71,10 +71,13 @@ class Processes:
             self.stop(name)
 
     def logs(self) -> str:
-        return "\n".join(
-            f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
-            for path in sorted(self.log_dir.glob("*.log"))
-        )
+        """Each process's errors and the end of its log."""
+        parts = []
+        for path in sorted(self.log_dir.glob("*.log")):
+            text = path.read_text(errors="replace")
+            errors = [line for line in text.splitlines() if "Error" in line or "Traceback" in line]
+            parts.append(f"--- {path.name}\n" + "\n".join(errors[:40]) + "\n..." + text[-3000:])
+        return "\n".join(parts)
 
 
 @contextmanager

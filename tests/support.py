@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from services.keys import create_key
 from services.matcher.rounds import request_round, serve_request
 from shared.db import make_engine
 from shared.domain.vocabulary import OrganizationKind, Role
-from shared.models import utcnow
+from shared.models import EventConsumption, OutboxEvent, utcnow
 
 _names = itertools.count()
 
@@ -115,6 +115,24 @@ class Stack:
         response = self.client.post("/v1/units", json=unit_body(**body), headers=headers)
         assert response.status_code == 201, response.text
         return response.json()
+
+    def settle(self, region: str = "north") -> None:
+        """Match the region, then let the notifier act on every event (support assignment)."""
+        from services.notifier.fanout import fan_out
+
+        self.match(region)
+        with self.session() as session:
+            done = select(EventConsumption.event_id).where(EventConsumption.consumer == "notifier")
+            pending = list(
+                session.scalars(
+                    select(OutboxEvent.id)
+                    .where(OutboxEvent.id.not_in(done))
+                    .order_by(OutboxEvent.created_at)
+                )
+            )
+        for event_id in pending:
+            with self.session() as session:
+                fan_out(session, event_id)
 
     def match(self, region: str = "north") -> None:
         """Run the region's matching in-process, as the matcher worker would."""

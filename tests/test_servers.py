@@ -6,6 +6,7 @@ from pathlib import Path
 
 import psycopg
 import redis
+
 from servers import create_database, pid_alive, start_postgres, start_redis
 
 

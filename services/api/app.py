@@ -7,7 +7,22 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.api import errors, health, referrals, support, units, webhooks
+from services.api import (
+    audit,
+    availability,
+    deliveries,
+    errors,
+    health,
+    offers,
+    referral_changes,
+    referrals,
+    reports,
+    support,
+    tenancies,
+    units,
+    webhooks,
+)
+from services.api.guards import Guards
 from shared.config import Settings, get_settings
 from shared.db import make_async_engine, make_async_session_factory
 
@@ -31,6 +46,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, referrals, units, support, webhooks):
+    app.add_middleware(
+        Guards, max_body_bytes=settings.max_body_bytes, per_minute=settings.rate_limit_per_minute
+    )
+    for module in (
+        health,
+        referral_changes,
+        referrals,
+        units,
+        offers,
+        tenancies,
+        support,
+        webhooks,
+        reports,
+    ):
         app.include_router(module.router)
+    app.include_router(support.assignments)
+    app.include_router(audit.router)
+    app.include_router(availability.router)
+    app.include_router(deliveries.router)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -13,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.auth import Caller, secret_matches, split_key
 from services.api.errors import Problem
 from shared.domain.vocabulary import OrganizationKind, Role
-from shared.models import ApiKey, Organization
+from shared.models import ApiKey, Organization, utcnow
+
+LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer hf_...`")
 
@@ -54,11 +57,15 @@ async def get_caller(
                 .where(ApiKey.lookup == lookup)
             )
         ).first()
-    if row is None:
-        raise unauthorized
-    key, organization = row
-    if key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
-        raise unauthorized
+        if row is None:
+            raise unauthorized
+        key, organization = row
+        if key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
+            raise unauthorized
+        now = utcnow()
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
+            key.last_used_at = now  # kept to the minute: one write a minute per key, not per call
+            await session.commit()
     return Caller(
         key_id=key.id,
         organization_id=organization.id,

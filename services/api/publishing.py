@@ -26,7 +26,11 @@ async def publish_events(
 
 
 async def commit(session: AsyncSession, request: Request, background: BackgroundTasks) -> None:
-    """The request's one commit: facts and their outbox events together, then publish."""
+    """The request's one commit: facts and their outbox events together, then publish.
+
+    Build the response before calling this: on SQLite a read after commit would open a new
+    (immediate) transaction that blocks the publisher until the request ends.
+    """
     await session.commit()
     events = take_pending(session)
     if events:

@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.audit import record
 from services.api.auth import Caller
 from services.api.deps import AnyCaller, Db, OutreachCaller
 from services.api.errors import Problem
@@ -85,6 +86,7 @@ def new_referral(body: ReferralCreate, caller: Caller) -> Referral:
         organization_id=caller.organization_id,
         person_name=body.person.name,
         date_of_birth=body.person.date_of_birth,
+        birth_year=body.person.date_of_birth.year if body.person.date_of_birth else None,
         gender=body.person.gender,
         contact=body.person.contact,
         adults=body.household.adults,
@@ -187,6 +189,7 @@ async def create_referral(
         region=referral.region,
         payload={"referral_id": referral.id, "organization_id": caller.organization_id},
     )
+    record(session, caller, "create", "referral", [referral.id])
     answer = referral_out(referral, None, None).model_dump(mode="json")
     location = f"/v1/referrals/{referral.id}"
     session.add(
@@ -225,4 +228,7 @@ async def get_referral(referral_id: str, session: Db, caller: AnyCaller) -> Refe
     """The referral with its status, current offer and support assignment."""
     referral = await get_visible(session, caller, Referral, referral_id)
     offer, assignment = await current_offer_and_support(session, referral.id)
-    return referral_out(referral, offer, assignment)
+    answer = referral_out(referral, offer, assignment)
+    record(session, caller, "read", "referral", [referral.id])
+    await session.commit()
+    return answer

@@ -10,9 +10,34 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.auth import Caller
 from services.api.errors import Problem
 from shared.domain.vocabulary import Role
-from shared.models import Offer, Referral, SupportAssignment, SupportTeam, Unit, WebhookEndpoint
+from shared.models import (
+    Delivery,
+    Offer,
+    Referral,
+    SupportAssignment,
+    SupportTeam,
+    Tenancy,
+    Unit,
+    WebhookEndpoint,
+)
 
-Model = TypeVar("Model", Referral, Unit, Offer, SupportTeam, SupportAssignment, WebhookEndpoint)
+Model = TypeVar(
+    "Model",
+    Referral,
+    Unit,
+    Offer,
+    SupportTeam,
+    SupportAssignment,
+    WebhookEndpoint,
+    Tenancy,
+    Delivery,
+)
+
+
+def noun(table: str) -> str:
+    """`delivery` for `deliveries`, `webhook endpoint` for `webhook_endpoints`."""
+    singular = table[:-3] + "y" if table.endswith("ies") else table[:-1]
+    return singular.replace("_", " ")
 
 
 def visible_to(caller: Caller, model: type[Any]) -> ColumnElement[bool]:
@@ -24,6 +49,9 @@ def visible_to(caller: Caller, model: type[Any]) -> ColumnElement[bool]:
         own_units = select(Unit.id).where(Unit.organization_id == org)
         own_referrals = select(Referral.id).where(Referral.organization_id == org)
         return Offer.unit_id.in_(own_units) | Offer.referral_id.in_(own_referrals)
+    if model is Tenancy:
+        own_referrals = select(Referral.id).where(Referral.organization_id == org)
+        return (Tenancy.organization_id == org) | Tenancy.referral_id.in_(own_referrals)
     if model is SupportAssignment:
         own_teams = select(SupportTeam.id).where(SupportTeam.organization_id == org)
         return SupportAssignment.team_id.in_(own_teams)
@@ -40,5 +68,5 @@ async def get_visible(
         query = query.with_for_update()
     found: Model | None = (await session.execute(query)).scalar_one_or_none()
     if found is None:
-        raise Problem(404, f"No {model.__tablename__[:-1].replace('_', ' ')} with that id.")
+        raise Problem(404, f"No {noun(model.__tablename__)} with that id.")
     return found

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import AnyCaller, Db, ProviderCaller
 from services.api.errors import Problem
@@ -10,10 +12,12 @@ from services.api.publishing import commit
 from services.api.regions import check_region
 from services.api.schemas.unit import UnitCreate, UnitOut, UnitUpdate
 from services.api.scope import get_visible
+from shared.domain import offers as offer_rules
 from shared.domain.events import Topic
-from shared.domain.vocabulary import UnitStatus
-from shared.models import Unit, new_id, utcnow
-from shared.outbox import emit
+from shared.domain.lifecycle import LIVE_OFFER_STATUSES
+from shared.domain.vocabulary import OfferStatus, UnitStatus
+from shared.models import Offer, Referral, Unit, new_id, utcnow
+from shared.outbox import emit, emit_all
 
 router = APIRouter(prefix="/v1/units", tags=["units"])
 
@@ -30,6 +34,33 @@ def announce_available(unit: Unit) -> None:
     """A unit just became available: stamp it (longest-available order)."""
     unit.status = UnitStatus.available
     unit.available_since = utcnow()
+
+
+async def cancel_open_offer(session: AsyncSession, unit: Unit) -> None:
+    """Taking an offered unit offline cancels its open offer (409 if it was accepted)."""
+    offer = await session.scalar(
+        select(Offer)
+        .where(Offer.unit_id == unit.id, Offer.status.in_(LIVE_OFFER_STATUSES))
+        .with_for_update()
+    )
+    if offer is None:
+        return
+    if offer.status != OfferStatus.open:
+        raise Problem(409, f"The offer on this unit is {offer.status}; it cannot be withdrawn now.")
+    referral = (
+        await session.execute(
+            select(Referral).where(Referral.id == offer.referral_id).with_for_update()
+        )
+    ).scalar_one()
+    events = offer_rules.close(
+        offer=offer,
+        referral=referral,
+        unit=unit,
+        action="cancel",
+        now=utcnow(),
+        reason="unit taken offline",
+    )
+    emit_all(session, [e for e in events if e.topic != Topic.unit_available], region=unit.region)
 
 
 @router.post("", status_code=201, response_model=UnitOut)
@@ -86,8 +117,12 @@ async def update_unit(
     features_changed = bool(MATCHING_FIELDS & changes.keys())
     became_available = False
     if body.status is not None and body.status != unit.status:
-        if unit.status in (UnitStatus.offered, UnitStatus.occupied):
-            raise Problem(409, f"The unit is {unit.status}; it cannot be set {body.status} now.")
+        if unit.status == UnitStatus.occupied:
+            raise Problem(409, "The unit is occupied; a tenancy holds it.")
+        if unit.status == UnitStatus.offered:
+            if body.status == UnitStatus.available:
+                raise Problem(409, "The unit is offered; it is not free to announce.")
+            await cancel_open_offer(session, unit)
         if body.status == UnitStatus.available:
             announce_available(unit)
             became_available = True

@@ -61,8 +61,11 @@ def relay_unfinished(session: Session, *, now: datetime) -> int:
         done[event_id].add(consumer)
     resent = 0
     for event in events:
-        for consumer in consumers_of(event.topic):
-            if consumer.value not in done[event.id]:
-                resent += len(send([EventRef(event.id, event.topic)], only=Consumer(consumer)))
+        missing = [c for c in consumers_of(event.topic) if c.value not in done[event.id]]
+        if not missing:
+            event.processed_at = now  # every consumer finished; only the mark was missing
+            continue
+        for consumer in missing:
+            resent += len(send([EventRef(event.id, event.topic)], only=Consumer(consumer)))
         event.published_at = now
     return resent

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+import orjson
+from sqlalchemy import Text, cast, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -95,9 +96,18 @@ def load_units(session: Session, region: str) -> list[tuple[UnitFacts, int]]:
     ]
 
 
+def _areas(text_value: str | None) -> tuple[str, ...]:
+    """Area lists arrive as JSON text; most are empty, so parse only the others."""
+    if not text_value or text_value == "[]":
+        return ()
+    return tuple(orjson.loads(text_value))
+
+
 def load_people(session: Session, region: str) -> list[tuple[PersonFacts, int]]:
+    """Waiting people of a region (the hot read of a round: plain tuples, no ORM objects)."""
+    connection = session.connection()
     declined: dict[str, set[str]] = defaultdict(set)
-    for referral_id, unit_id in session.execute(
+    for referral_id, unit_id in connection.execute(
         select(Offer.referral_id, Offer.unit_id)
         .join(Referral, Referral.id == Offer.referral_id)
         .where(
@@ -107,7 +117,7 @@ def load_people(session: Session, region: str) -> list[tuple[PersonFacts, int]]:
         )
     ):
         declined[referral_id].add(unit_id)
-    rows = session.execute(
+    rows = connection.execute(
         select(
             Referral.id,
             Referral.adults,
@@ -118,36 +128,55 @@ def load_people(session: Session, region: str) -> list[tuple[PersonFacts, int]]:
             Referral.veteran,
             Referral.gender,
             Referral.date_of_birth,
-            Referral.areas_acceptable,
-            Referral.areas_avoid,
+            Referral.birth_year,
+            cast(Referral.areas_acceptable, Text),
+            cast(Referral.areas_avoid, Text),
             Referral.vulnerability_score,
             Referral.months_homeless,
             Referral.created_at,
             Referral.version,
         ).where(Referral.region == region, Referral.status == ReferralStatus.waiting)
-    ).all()
+    ).tuples()
+    no_declines: frozenset[str] = frozenset()
     return [
         (
             PersonFacts(
-                id=row.id,
-                adults=row.adults,
-                children=row.children,
-                pets=row.pets,
-                needs_wheelchair=row.needs_wheelchair,
-                needs_step_free=row.needs_step_free,
-                veteran=row.veteran,
-                gender=row.gender,
-                date_of_birth=row.date_of_birth,
-                areas_acceptable=tuple(row.areas_acceptable or ()),
-                areas_avoid=tuple(row.areas_avoid or ()),
-                vulnerability_score=row.vulnerability_score,
-                months_homeless=row.months_homeless,
-                referred_at=row.created_at,
-                declined_unit_ids=frozenset(declined.get(row.id, ())),
+                id,
+                adults,
+                children,
+                pets,
+                wheelchair,
+                step_free,
+                veteran,
+                gender,
+                born or (date(birth_year, 7, 1) if birth_year else None),
+                _areas(acceptable),
+                _areas(avoid),
+                score,
+                months,
+                created_at,
+                frozenset(declined[id]) if id in declined else no_declines,
             ),
-            row.version,
+            version,
         )
-        for row in rows
+        for (
+            id,
+            adults,
+            children,
+            pets,
+            wheelchair,
+            step_free,
+            veteran,
+            gender,
+            born,
+            birth_year,
+            acceptable,
+            avoid,
+            score,
+            months,
+            created_at,
+            version,
+        ) in rows
     ]
 
 
@@ -166,6 +195,28 @@ def confirm_unchanged(
             row.status != status or row.version != expected[row.id] for row in rows
         ):
             raise StaleRound
+
+
+def bulk_insert(
+    session: Session, model: type[Offer] | type[OutboxEvent], rows: list[dict[str, Any]]
+) -> None:
+    """Insert many rows; on PostgreSQL with COPY (a 10,000-offer round is one stream)."""
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(model), rows)
+        return
+    columns = list(rows[0])
+    json_columns = {"explanation", "payload"}
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    statement = f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    orjson.dumps(row[column]).decode() if column in json_columns else row[column]
+                    for column in columns
+                ]
+            )
 
 
 def write_offers(
@@ -225,8 +276,8 @@ def write_offers(
             }
         )
     if offers:
-        session.execute(insert(Offer), offers)
-        session.execute(insert(OutboxEvent), events)
+        bulk_insert(session, Offer, offers)
+        bulk_insert(session, OutboxEvent, events)
     return [EventRef(event["id"], event["topic"]) for event in events]
 
 
@@ -234,7 +285,7 @@ def run_round(session: Session, region: str, *, now: datetime, ttl_hours: float)
     """One exact round for the region: every available unit to its first-ranked eligible person."""
     started = time.perf_counter()
     units = load_units(session, region)
-    people = load_people(session, region)
+    people = load_people(session, region) if units else []
     decisions = plan_round([u for u, _ in units], [p for p, _ in people], now.date())
     if decisions:
         unit_versions = {u.id: version for u, version in units}

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.matcher.expiry import expire_due_offers
 from services.matcher.relay import relay_unfinished, relay_unpublished
 from services.matcher.rounds import StaleRound, request_round, serve_request
 from shared.config import get_settings
@@ -85,6 +86,12 @@ def sweep_regions() -> None:
     """Backstop: a region whose request was never served (its worker died) gets a round."""
     for region in in_transaction(behind_regions):
         celery_app.send_task(TaskName.match_region, args=[region])
+
+
+@celery_app.task(name=TaskName.expire_offers)
+def expire_offers() -> None:
+    """Lapse offers past their expiry time."""
+    in_transaction(expire_due_offers, now=utcnow())
 
 
 @celery_app.task(name=TaskName.relay_outbox)

@@ -1,4 +1,4 @@
-"""Standard Webhooks delivery: sign, send with httpx, record the attempt, schedule the retry."""
+"""Standard Webhooks on the wire: sign, POST once, classify the answer, schedule the retry."""
 
 from __future__ import annotations
 
@@ -13,22 +13,23 @@ import httpx
 import orjson
 from standardwebhooks import Webhook
 
-from services.notifier.guard import DestinationRefused, guarded_transport
-from shared.config import get_settings
+from services.notifier.guard import DestinationRefused, deadline
 
-TIMEOUT_SECONDS = 15.0
-# Standard Webhooks schedule after the first try: 5 s, 5 m, 30 m, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+# After the first try: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (about 3 days in all).
 RETRY_DELAYS = tuple(
     timedelta(seconds=seconds)
     for seconds in (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 )
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
-RETRYABLE_CLIENT_ERRORS = frozenset({408, 409, 425, 429})
+JITTER = 0.1  # each delay is stretched or shrunk by up to 10%, so retries do not stampede
+LONGEST_RETRY_AFTER = RETRY_DELAYS[-1]
+BODY_KEPT = 200  # characters of a failing receiver's answer kept in the attempt's error
+BODY_READ_LIMIT = 64 * 1024  # never read more of an answer than this
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One signed webhook request (the same id and timestamp on every attempt)."""
+    """One signed request: the same webhook-id on every attempt, signed at the attempt's time."""
 
     msg_id: str
     timestamp: datetime
@@ -46,90 +47,106 @@ class Outcome:
     duration_seconds: float
     retry_after: timedelta | None = None
     disable_endpoint: bool = False
-    permanent: bool = False
+    final: bool = False  # no retry would help (a refused destination)
+
+
+@lru_cache(maxsize=1024)
+def _signer(secret: str) -> Webhook:
+    return Webhook(secret)
 
 
 def sign(*, secrets: list[str], msg_id: str, timestamp: datetime, body: bytes) -> str:
-    """The webhook-signature header: one `v1,` signature per active secret."""
+    """The webhook-signature header: one `v1,` signature per active secret, space-separated."""
     text = body.decode()
-    return " ".join(Webhook(secret).sign(msg_id, timestamp, text) for secret in secrets)
+    return " ".join(_signer(secret).sign(msg_id, timestamp, text) for secret in secrets)
 
 
-def build_message(
-    *, msg_id: str, event_type: str, timestamp: datetime, data: object, secrets: list[str]
-) -> Message:
-    """The body `{"type", "timestamp", "data"}` and its Standard Webhooks headers."""
-    body = orjson.dumps({"type": event_type, "timestamp": timestamp.isoformat(), "data": data})
+def body_of(*, event_type: str, occurred_at: datetime, data: object) -> bytes:
+    """The payload `{"type", "timestamp", "data"}`; timestamp is when the event happened."""
+    return orjson.dumps({"type": event_type, "timestamp": occurred_at.isoformat(), "data": data})
+
+
+def build_message(*, msg_id: str, body: bytes, secrets: list[str], signed_at: datetime) -> Message:
+    """Standard Webhooks headers for one attempt (receivers reject stale timestamps, so each
+    attempt is signed at its own time; the webhook-id never changes)."""
+    signed_at = signed_at.replace(microsecond=0)
     headers = {
         "content-type": "application/json",
         "user-agent": "housingfirst-webhooks/1",
         "webhook-id": msg_id,
-        "webhook-timestamp": str(int(timestamp.timestamp())),
-        "webhook-signature": sign(secrets=secrets, msg_id=msg_id, timestamp=timestamp, body=body),
+        "webhook-timestamp": str(int(signed_at.timestamp())),
+        "webhook-signature": sign(secrets=secrets, msg_id=msg_id, timestamp=signed_at, body=body),
     }
-    return Message(msg_id=msg_id, timestamp=timestamp, body=body, headers=headers)
-
-
-@lru_cache
-def client() -> httpx.Client:
-    """One client per worker process, a few connections, never following redirects."""
-    settings = get_settings()
-    return httpx.Client(
-        transport=guarded_transport(
-            allow_private=settings.allow_private_webhook_targets,
-            allow_loopback=settings.allow_loopback_webhook_targets,
-            max_connections=8,
-        ),
-        timeout=httpx.Timeout(TIMEOUT_SECONDS),
-        follow_redirects=False,
-    )
+    return Message(msg_id=msg_id, timestamp=signed_at, body=body, headers=headers)
 
 
 def retry_after(response: httpx.Response, now: datetime) -> timedelta | None:
-    """The receiver's Retry-After (seconds or HTTP date), if any."""
-    value = response.headers.get("retry-after")
+    """The receiver's Retry-After (seconds or an HTTP date), at most a day; None if absent."""
+    value = response.headers.get("retry-after", "").strip()
     if not value:
         return None
-    if value.strip().isdigit():
-        return timedelta(seconds=int(value.strip()))
-    try:
-        return max(parsedate_to_datetime(value) - now, timedelta(0))
-    except (TypeError, ValueError):
-        return None
+    if value.isdigit():
+        wait = timedelta(seconds=int(value))
+    else:
+        try:
+            wait = parsedate_to_datetime(value) - now
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return min(max(wait, timedelta(0)), LONGEST_RETRY_AFTER)
 
 
-def send(message: Message, url: str, *, now: datetime, http: httpx.Client | None = None) -> Outcome:
-    """POST once and classify the answer."""
-    started = time.perf_counter()
-    try:
-        response = (http or client()).post(url, content=message.body, headers=message.headers)
-    except DestinationRefused as error:
-        return Outcome(False, None, str(error), time.perf_counter() - started, permanent=True)
-    except httpx.TimeoutException:
-        return Outcome(False, None, "timed out", time.perf_counter() - started)
-    except httpx.HTTPError as error:
-        return Outcome(
-            False, None, f"{type(error).__name__}: {error}", time.perf_counter() - started
-        )
-    elapsed = time.perf_counter() - started
+def _answer(response: httpx.Response) -> str:
+    """The start of the receiver's answer, read no further than needed."""
+    read = bytearray()
+    for chunk in response.iter_bytes():
+        read += chunk
+        if len(read) >= BODY_READ_LIMIT:
+            break
+    return read[:BODY_KEPT].decode(errors="replace").strip()
+
+
+def classify(response: httpx.Response, *, now: datetime, elapsed: float) -> Outcome:
+    """2xx delivered; 410 disables the endpoint; 429 and 503 say when to come back; any other
+    answer (redirects included: never followed) is retried on the schedule."""
     status = response.status_code
     if 200 <= status < 300:
         return Outcome(True, status, None, elapsed)
+    answer = _answer(response)
     if 300 <= status < 400:
-        return Outcome(False, status, "redirect not followed", elapsed)
+        where = response.headers.get("location", "?")
+        return Outcome(False, status, f"HTTP {status}: redirect to {where} not followed", elapsed)
+    error = f"HTTP {status}: {answer}" if answer else f"HTTP {status}"
     if status == 410:
-        return Outcome(False, status, "gone: endpoint disabled", elapsed, disable_endpoint=True)
+        return Outcome(False, status, error, elapsed, disable_endpoint=True)
     wait = retry_after(response, now) if status in (429, 503) else None
-    permanent = 400 <= status < 500 and status not in RETRYABLE_CLIENT_ERRORS
-    return Outcome(False, status, f"HTTP {status}", elapsed, retry_after=wait, permanent=permanent)
+    return Outcome(False, status, error, elapsed, retry_after=wait)
+
+
+def send(
+    message: Message, url: str, *, http: httpx.Client, timeout: float, now: datetime
+) -> Outcome:
+    """POST once within `timeout` seconds in all, and classify what happened."""
+    started = time.perf_counter()
+    try:
+        with (
+            deadline(timeout),
+            http.stream("POST", url, content=message.body, headers=message.headers) as response,
+        ):
+            return classify(response, now=now, elapsed=time.perf_counter() - started)
+    except DestinationRefused as error:
+        return Outcome(False, None, str(error), time.perf_counter() - started, final=True)
+    except httpx.TimeoutException:
+        return Outcome(False, None, f"timed out after {timeout:g} s", time.perf_counter() - started)
+    except httpx.HTTPError as error:
+        text = f"{type(error).__name__}: {error}"
+        return Outcome(False, None, text, time.perf_counter() - started)
 
 
 def next_attempt_at(*, attempts: int, now: datetime, outcome: Outcome) -> datetime | None:
     """When to try again after `attempts` tries, or None when the delivery is dead."""
-    if attempts >= MAX_ATTEMPTS or outcome.disable_endpoint:
+    if attempts >= MAX_ATTEMPTS or outcome.disable_endpoint or outcome.final:
         return None
-    delay = RETRY_DELAYS[attempts - 1]
-    jittered = delay * random.uniform(0.9, 1.1)
+    delay = RETRY_DELAYS[attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
     if outcome.retry_after is not None:
-        jittered = max(jittered, outcome.retry_after)
-    return now + jittered
+        delay = max(delay, outcome.retry_after)
+    return now + delay

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,25 +14,123 @@ from shared.domain.vocabulary import OrganizationKind
 from shared.models import (
     Offer,
     Organization,
-    OutboxEvent,
     Referral,
     SupportAssignment,
     SupportTeam,
     Unit,
 )
 
+# Payload keys naming the rows a webhook describes.
+REFERENCES: dict[str, Any] = {
+    "referral_id": Referral,
+    "unit_id": Unit,
+    "offer_id": Offer,
+    "assignment_id": SupportAssignment,
+}
 
-def _get(session: Session, model: Any, object_id: Any) -> Any:
-    return session.get(model, object_id) if object_id else None
+# The only columns webhooks read: what they may say about each row, and no more.
+COLUMNS: dict[Any, tuple[str, ...]] = {
+    Referral: (
+        "id",
+        "organization_id",
+        "person_name",
+        "date_of_birth",
+        "gender",
+        "contact",
+        "adults",
+        "children",
+        "pets",
+        "needs_wheelchair",
+        "needs_step_free",
+        "support_intensity",
+    ),
+    Unit: (
+        "id",
+        "organization_id",
+        "region",
+        "area",
+        "reference",
+        "bedrooms",
+        "max_occupants",
+        "wheelchair_accessible",
+        "step_free",
+    ),
+    Offer: ("id", "status", "expires_at"),
+    SupportAssignment: ("id", "team_id", "kind", "status"),
+    SupportTeam: ("id", "organization_id"),
+    Organization: ("id", "name"),
+}
 
 
-def audience(session: Session, event: OutboxEvent) -> list[str]:
+class EventLike(Protocol):
+    """An outbox event, as an ORM object or a plain row."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class Rows:
+    """The rows webhooks describe, read as plain rows (no ORM objects: composing a batch costs
+    one query per table, and little else)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.found: dict[tuple[Any, str], Any] = {}
+
+    def _read(self, model: Any, ids: Iterable[str]) -> None:
+        wanted = sorted({object_id for object_id in ids if (model, object_id) not in self.found})
+        if wanted:
+            table = model.__table__
+            columns = [table.c[name] for name in COLUMNS[model]]
+            for row in self.session.execute(select(*columns).where(table.c.id.in_(wanted))):
+                self.found[model, row.id] = row
+            for object_id in wanted:
+                self.found.setdefault((model, object_id), None)
+
+    def load(self, events: Iterable[EventLike]) -> None:
+        """Read everything these events refer to, one query per table."""
+        wanted: dict[str, set[str]] = {key: set() for key in REFERENCES}
+        for event in events:
+            for key in REFERENCES:
+                if value := event.payload.get(key):
+                    wanted[key].add(value)
+        for key, ids in wanted.items():
+            self._read(REFERENCES[key], ids)
+        owners = {
+            row.organization_id
+            for (model, _), row in self.found.items()
+            if row is not None and model in (Referral, Unit)
+        }
+        self._read(Organization, owners)
+
+    def get(self, model: Any, object_id: Any) -> Any:
+        """The row, or None (when the id is empty or the row is gone)."""
+        if not object_id:
+            return None
+        self._read(model, [object_id])
+        return self.found[model, object_id]
+
+
+def _team(rows: Rows, payload: dict[str, Any]) -> Any:
+    team_id = payload.get("team_id")
+    if not team_id:
+        assignment = rows.get(SupportAssignment, payload.get("assignment_id"))
+        team_id = assignment.team_id if assignment else None
+    return rows.get(SupportTeam, team_id)
+
+
+def audience(rows: Rows, event: EventLike) -> list[str]:
     """The organizations an event is about: each gets it about its own objects only."""
     payload = event.payload
     orgs: list[str | None] = []
-    referral = _get(session, Referral, payload.get("referral_id"))
-    unit = _get(session, Unit, payload.get("unit_id"))
-    team = _get(session, SupportTeam, payload.get("team_id"))
+    referral = rows.get(Referral, payload.get("referral_id"))
+    unit = rows.get(Unit, payload.get("unit_id"))
     topic = Topic(event.topic)
     if topic is Topic.referral_received:
         orgs = [referral and referral.organization_id]
@@ -38,18 +138,19 @@ def audience(session: Session, event: OutboxEvent) -> list[str]:
         orgs = [unit and unit.organization_id]
     elif topic.value.startswith(("offer.", "tenancy.")):
         orgs = [unit and unit.organization_id, referral and referral.organization_id]
-    elif topic is Topic.support_pending_capacity:
+    elif topic is Topic.support_pending_capacity:  # no team has room: operations are alerted
         orgs = list(
-            session.scalars(
+            rows.session.scalars(
                 select(Organization.id).where(Organization.kind == OrganizationKind.operations)
             )
         )
     elif topic.value.startswith("support."):
-        orgs = [team and team.organization_id]
+        team = _team(rows, payload)
+        orgs = [team.organization_id if team else None]
     return sorted({org for org in orgs if org})
 
 
-def person(referral: Referral) -> dict[str, Any]:
+def person(referral: Any) -> dict[str, Any]:
     return {
         "name": referral.person_name,
         "date_of_birth": referral.date_of_birth.isoformat() if referral.date_of_birth else None,
@@ -58,7 +159,7 @@ def person(referral: Referral) -> dict[str, Any]:
     }
 
 
-def household(referral: Referral) -> dict[str, Any]:
+def household(referral: Any) -> dict[str, Any]:
     return {
         "household": {
             "adults": referral.adults,
@@ -70,9 +171,10 @@ def household(referral: Referral) -> dict[str, Any]:
     }
 
 
-def unit_brief(unit: Unit) -> dict[str, Any]:
+def unit_brief(unit: Any) -> dict[str, Any]:
     return {
         "id": unit.id,
+        "region": unit.region,
         "area": unit.area,
         "reference": unit.reference,
         "bedrooms": unit.bedrooms,
@@ -82,13 +184,35 @@ def unit_brief(unit: Unit) -> dict[str, Any]:
     }
 
 
-def compose(session: Session, event: OutboxEvent) -> dict[str, Any]:
-    """The `data` of the webhook for this event."""
+def organization_brief(rows: Rows, organization_id: str | None) -> dict[str, Any] | None:
+    organization = rows.get(Organization, organization_id)
+    if organization is None:
+        return None
+    return {"id": organization.id, "name": organization.name}
+
+
+def meeting_brief(rows: Rows, referral: Any, unit: Any) -> dict[str, Any]:
+    """What a support team needs to go and meet the person: who, with whom, what they need,
+    the home and its area, and the outreach team that knows them."""
+    return {
+        "person": person(referral),
+        **household(referral),
+        "unit": unit_brief(unit) if unit else None,
+        "housing_provider": organization_brief(rows, unit.organization_id if unit else None),
+        "outreach": {
+            "organization": organization_brief(rows, referral.organization_id),
+            "contact": referral.contact,
+        },
+    }
+
+
+def compose(rows: Rows, event: EventLike) -> dict[str, Any]:
+    """The `data` of the webhook for this event, from the rows as they are now."""
     payload = event.payload
     data: dict[str, Any] = {key: value for key, value in payload.items() if value is not None}
-    referral = _get(session, Referral, payload.get("referral_id"))
-    unit = _get(session, Unit, payload.get("unit_id"))
-    offer = _get(session, Offer, payload.get("offer_id"))
+    referral = rows.get(Referral, payload.get("referral_id"))
+    unit = rows.get(Unit, payload.get("unit_id"))
+    offer = rows.get(Offer, payload.get("offer_id"))
     if offer is not None:
         data["offer"] = {
             "id": offer.id,
@@ -96,18 +220,12 @@ def compose(session: Session, event: OutboxEvent) -> dict[str, Any]:
             "expires_at": offer.expires_at.isoformat(),
         }
     if event.topic == Topic.support_assigned and referral is not None:
-        assignment = _get(session, SupportAssignment, payload.get("assignment_id"))
-        outreach = session.get(Organization, referral.organization_id)
-        data.update(
-            {
-                "person": person(referral),
-                **household(referral),
-                "unit": unit_brief(unit) if unit else None,
-                "outreach": {"organization": outreach.name if outreach else None},
-                "assignment": {"id": assignment.id, "kind": assignment.kind}
-                if assignment
-                else None,
-            }
+        assignment = rows.get(SupportAssignment, payload.get("assignment_id"))
+        data.update(meeting_brief(rows, referral, unit))
+        data["assignment"] = (
+            {"id": assignment.id, "kind": assignment.kind, "status": assignment.status}
+            if assignment
+            else None
         )
     elif unit is not None:
         data["unit"] = unit_brief(unit)

@@ -48,7 +48,9 @@ def pick_team(session: Session, *, region: str, kind: str, area: str | None) -> 
     return min(with_room, key=lambda team: (loads.get(team.id, 0) / team.capacity, team.created_at))
 
 
-def assign_support(session: Session, *, referral: Referral, unit: Unit | None) -> None:
+def assign_support(
+    session: Session, *, referral: Referral, unit: Unit | None, offer_id: str | None = None
+) -> None:
     """Give the person a team at their first offer; wait in pending_capacity if none has room."""
     existing = session.scalar(
         select(SupportAssignment).where(SupportAssignment.referral_id == referral.id)
@@ -76,5 +78,6 @@ def assign_support(session: Session, *, referral: Referral, unit: Unit | None) -
             "referral_id": referral.id,
             "team_id": assignment.team_id,
             "unit_id": unit.id if unit else None,
+            "offer_id": offer_id,
         },
     )

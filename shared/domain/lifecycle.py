@@ -41,6 +41,8 @@ ASSIGNMENT_TRANSITIONS: dict[str, dict[AssignmentStatus, AssignmentStatus]] = {
 }
 
 LIVE_OFFER_STATUSES = frozenset({OfferStatus.open, OfferStatus.accepted})
+# Assignments that hold one of a team's places; a stepped-down one frees its place.
+HOLDS_A_PLACE = frozenset({AssignmentStatus.assigned, AssignmentStatus.active})
 MATCHABLE_REFERRAL_STATUSES = frozenset({ReferralStatus.waiting})
 
 

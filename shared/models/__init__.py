@@ -1,5 +1,6 @@
 """ORM tables, one concept per module; importing this package registers them all."""
 
+from shared.models.audit import AuditEvent
 from shared.models.base import Base, new_id, utcnow
 from shared.models.idempotency import IdempotencyKey
 from shared.models.matching import MatchRound, RegionMatching
@@ -8,13 +9,17 @@ from shared.models.organization import ApiKey, Organization
 from shared.models.outbox import EventConsumption, OutboxEvent
 from shared.models.referral import Referral
 from shared.models.support import SupportAssignment, SupportTeam
+from shared.models.tenancy import Absence, Tenancy
 from shared.models.unit import Unit
-from shared.models.webhook import Delivery, WebhookEndpoint
+from shared.models.webhook import Delivery, DeliveryAttempt, WebhookEndpoint
 
 __all__ = [
+    "Absence",
     "ApiKey",
+    "AuditEvent",
     "Base",
     "Delivery",
+    "DeliveryAttempt",
     "EventConsumption",
     "IdempotencyKey",
     "MatchRound",
@@ -25,6 +30,7 @@ __all__ = [
     "RegionMatching",
     "SupportAssignment",
     "SupportTeam",
+    "Tenancy",
     "Unit",
     "WebhookEndpoint",
     "new_id",

@@ -40,5 +40,6 @@ class SupportAssignment(Base):
     region: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(24))
+    step_down_reason: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

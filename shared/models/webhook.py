@@ -22,9 +22,12 @@ class WebhookEndpoint(Base):
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[list[str]] = mapped_column(JSON, default=list)
     secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Delivery(Base):
@@ -48,3 +51,18 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = created_at_column()
+
+
+class DeliveryAttempt(Base):
+    """One try of a delivery: what the receiver answered, how long it took, what failed."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[str] = id_column()
+    delivery_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("deliveries.id"), index=True
+    )
+    attempted_at: Mapped[datetime] = created_at_column()
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from standardwebhooks import Webhook
+
 from httpserver import webhook_receiver
 from processes import environment, processes, run, wait_ready
 from servers import free_port
-from standardwebhooks import Webhook
 from support import referral_body, unit_body
 
 

@@ -111,3 +111,24 @@ class ReferralOut(BaseModel):
     support: SupportSummary | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class PersonUpdate(Strict):
+    name: Name | None = None
+    contact: Contact | None = None
+
+
+class ReferralUpdate(Strict):
+    """What outreach may change; each given section replaces the old one."""
+
+    person: PersonUpdate | None = None
+    household: Household | None = None
+    needs: Needs | None = None
+    areas: Areas | None = None
+    priority: PriorityInputs | None = None
+
+
+class ReferralPage(BaseModel):
+    items: list[ReferralOut]
+    next_cursor: str | None
+    cursor: str | None

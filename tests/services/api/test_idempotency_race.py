@@ -4,14 +4,14 @@ import asyncio
 from pathlib import Path
 
 import httpx
-from httpserver import serve_app
 from sqlalchemy import func, select
-from support import Stack, referral_body
 
+from httpserver import serve_app
 from services.api.app import create_app
 from shared.config import Settings
 from shared.domain.vocabulary import Role
 from shared.models import Referral
+from support import Stack, referral_body
 
 
 def test_twenty_concurrent_same_key_posts_make_one_referral(

@@ -4,10 +4,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from support import Stack, referral_body
 
 from shared.domain.vocabulary import Role
 from shared.models import IdempotencyKey, OutboxEvent, Referral
+from support import Stack, referral_body
 
 PROBLEM = "application/problem+json"
 

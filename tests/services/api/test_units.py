@@ -4,10 +4,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from support import Stack, unit_body
 
 from shared.domain.vocabulary import Role
 from shared.models import OutboxEvent, Unit
+from support import Stack, unit_body
 
 
 def topics(stack: Stack) -> list[str]:

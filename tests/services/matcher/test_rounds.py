@@ -3,11 +3,11 @@
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from support import Stack
 
 from services.matcher.rounds import request_round, serve_request
 from shared.domain.vocabulary import Role
 from shared.models import MatchRound, Offer, OutboxEvent, RegionMatching, utcnow
+from support import Stack
 
 
 def test_given_a_unit_and_a_person_when_matched_then_one_offer_with_explanation(

@@ -2,15 +2,15 @@
 
 from typing import Any
 
-from httpserver import webhook_receiver
+from notifier_support import attempt, client
 from sqlalchemy import select
 from standardwebhooks import Webhook
-from support import Stack
 
-from services.notifier import delivery as webhook
-from services.notifier.tasks import claim, fan_out, record
+from httpserver import webhook_receiver
+from services.notifier.fanout import fan_out
 from shared.domain.vocabulary import Role
 from shared.models import Delivery, OutboxEvent, SupportAssignment, utcnow
+from support import Stack
 
 
 def events(stack: Stack, topic: str) -> list[OutboxEvent]:
@@ -91,21 +91,22 @@ def test_support_assigned_is_delivered_signed_once(stack: Stack) -> None:
         [assigned] = events(stack, "support.assigned")
         with stack.session() as session:
             [delivery_id] = fan_out(session, assigned.id)
-        http = webhook.httpx.Client(timeout=5)
-        for _ in range(2):  # the second claim finds it delivered and sends nothing
-            with stack.session() as session:
-                taken = claim(session, delivery_id, now=utcnow())
-            if taken is None:
-                break
-            outcome = webhook.send(taken.message, taken.url, now=utcnow(), http=http)
-            with stack.session() as session:
-                record(session, delivery_id, outcome, now=utcnow())
+        with client() as http:  # the second attempt finds it delivered and sends nothing
+            assert attempt(stack, delivery_id, now=utcnow(), http=http) is not None
+            assert attempt(stack, delivery_id, now=utcnow(), http=http) is None
         assert len(receiver.requests) == 1
         request = receiver.requests[0]
         body = Webhook(secret).verify(request.body, request.headers)
         assert body["type"] == "support.assigned"
         assert body["data"]["person"]["name"] == "Sam"
-        assert body["data"]["unit"]["area"] == "riverside"
+        data = body["data"]  # what the team needs to go and meet the person
+        assert data["unit"]["area"] == "riverside" and data["unit"]["reference"] == "Flat 3"
+        assert data["household"] == {"adults": 1, "children": 0, "pets": 1}
+        assert data["needs"] == {"wheelchair": False, "step_free": False}
+        assert data["outreach"]["contact"] == "via St Mary's day centre"
+        assert data["outreach"]["organization"]["name"].startswith("outreach-")
+        assert data["housing_provider"]["name"].startswith("housing_provider-")
+        assert data["assignment"]["kind"] == "act" and data["offer"]["status"] == "open"
     with stack.session() as session:
         stored = session.get(Delivery, delivery_id)
         assert stored is not None and (stored.status, stored.attempts) == ("delivered", 1)

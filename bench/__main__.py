@@ -1,0 +1,6 @@
+"""`make bench`: every benchmark, each printing its figure beside its baseline."""
+
+from bench import matching
+
+if __name__ == "__main__":
+    matching.main()

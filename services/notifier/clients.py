@@ -1,0 +1,91 @@
+"""httpx clients shared by a worker process: one per endpoint, each with a few connections.
+
+One client for everything would put every request through one connection pool, and httpx pools
+get slow as they grow (encode/httpx#3215); one small pool per endpoint also means a receiver
+that hangs only ever holds its own connections.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+from services.notifier.guard import Resolver, guarded_transport, system_resolver
+from services.notifier.ledger import SENDING_PER_ENDPOINT
+from shared.config import get_settings
+
+# As many as a process sends one endpoint at once, so no request waits for a connection.
+CONNECTIONS_PER_ENDPOINT = SENDING_PER_ENDPOINT
+MOST_CLIENTS = 256  # least recently used clients beyond this are closed
+
+_lock = threading.Lock()
+_clients: OrderedDict[tuple[str, str], httpx.Client] = OrderedDict()
+
+
+def new_client(
+    *,
+    allow_private: bool,
+    allow_loopback: bool,
+    timeout: float,
+    resolver: Resolver = system_resolver,
+    connector: httpcore.NetworkBackend | None = None,
+) -> httpx.Client:
+    """A client that never follows redirects and connects only through the guard (tests replace
+    the resolver and the connector to probe addresses off this machine without reaching them)."""
+    return httpx.Client(
+        transport=guarded_transport(
+            allow_private=allow_private,
+            allow_loopback=allow_loopback,
+            resolver=resolver,
+            connector=connector,
+            max_connections=CONNECTIONS_PER_ENDPOINT,
+        ),
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def client_for(endpoint_id: str, url: str) -> httpx.Client:
+    """This process's client for the endpoint (a changed URL origin gets a fresh one)."""
+    parts = urlsplit(url)
+    key = (endpoint_id, f"{parts.scheme}://{parts.netloc}")
+    with _lock:
+        found = _clients.get(key)
+        if found is not None:
+            _clients.move_to_end(key)
+            return found
+        settings = get_settings()
+        client = new_client(
+            allow_private=settings.allow_private_webhook_targets,
+            allow_loopback=settings.allow_loopback_webhook_targets,
+            timeout=settings.webhook_timeout_seconds,
+        )
+        _clients[key] = client
+        while len(_clients) > MOST_CLIENTS:
+            _, oldest = _clients.popitem(last=False)
+            oldest.close()
+        return client
+
+
+def close_all() -> None:
+    """Close every client of this process."""
+    with _lock:
+        while _clients:
+            _, client = _clients.popitem()
+            client.close()
+
+
+def _forget_after_fork() -> None:
+    # Connections and locks do not survive fork(); a child starts with no clients.
+    global _lock
+    _lock = threading.Lock()
+    _clients.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

@@ -1,0 +1,338 @@
+"""The delivery ledger: leases, attempts and the retry schedule, all kept in the database.
+
+An attempt is claim (a short transaction that leases the row), send (no transaction open), record
+(a short transaction, outcomes.py). The lease is `next_attempt_at` while the status is `sending`;
+it outlasts the longest possible send, so nobody else sends meanwhile, and it doubles as the
+fencing token: a late record only schedules the row if the lease is still its own. Claims read
+and write plain rows in bulk (no ORM objects), since they are on every delivery's path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Select, String, Table, bindparam, func, insert, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from services.notifier import delivery as webhook
+from services.notifier.messages import Rows, compose
+from services.notifier.status import OPEN_STATUSES, DeliveryStatus
+from shared.config import get_settings
+from shared.models import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint, new_id
+
+log = logging.getLogger(__name__)
+
+# Leases one endpoint may hold at once, across every worker, and requests one worker process
+# sends it at once. The other leases wait in the process's lane for that endpoint, at most one
+# request each, which the lease's length allows for (two whole-request deadlines).
+IN_FLIGHT_PER_ENDPOINT = 8
+SENDING_PER_ENDPOINT = 4
+LOST = "attempt lost: its worker stopped before recording the answer (the receiver may have it)"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A delivery leased for one attempt, with its signed message."""
+
+    delivery_id: str
+    endpoint_id: str
+    url: str
+    attempt: int
+    claimed_at: datetime
+    lease_until: datetime
+    message: webhook.Message
+
+
+@dataclass(slots=True)
+class Due:
+    """A delivery row as claims and the sweep see it; `change` notes what to write back."""
+
+    id: str
+    endpoint_id: str
+    event_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    changed: bool = False
+    attempt_log: list[dict[str, Any]] = field(default_factory=list)
+
+    def change(self, **values: Any) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.changed = True
+
+
+# Claims use the tables directly (Core): the ORM's per-statement work would cost more than the
+# HTTP request it prepares.
+deliveries = cast(Table, Delivery.__table__)
+attempt_table = cast(Table, DeliveryAttempt.__table__)
+D = deliveries.c
+DUE_COLUMNS = (
+    D.id,
+    D.endpoint_id,
+    D.event_id,
+    D.status,
+    D.attempts,
+    D.next_attempt_at,
+    D.last_status_code,
+    D.last_error,
+    D.delivered_at,
+)
+
+
+def lease_length(timeout_seconds: float | None = None) -> timedelta:
+    """Longer than any attempt can take (its whole-request deadline), with room to record."""
+    timeout = timeout_seconds or get_settings().webhook_timeout_seconds
+    return timedelta(seconds=2 * timeout + 5)
+
+
+def webhook_id(delivery_id: str) -> str:
+    """The webhook-id receivers dedupe by: one per delivery, the same on every attempt."""
+    return f"msg_{delivery_id}"
+
+
+def signing_secrets(endpoint: Any, now: datetime) -> list[str]:
+    """The current secret, and the previous one while its 24 hours after a rotation last."""
+    secrets: list[str] = [endpoint.secret]
+    expires_at = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires_at is not None and expires_at > now:
+        secrets.append(endpoint.previous_secret)
+    return secrets
+
+
+AnyRows = Select[*tuple[Any, ...]]
+
+
+def locked(session: Session, query: AnyRows, *, skip: bool = True) -> list[Due]:
+    """Rows locked for this transaction; rows another worker holds are skipped (or waited for)."""
+    rows = session.execute(query.with_for_update(skip_locked=skip, of=deliveries))
+    return [Due(*row) for row in rows]
+
+
+WRITTEN = (
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_status_code",
+    "last_error",
+    "delivered_at",
+)
+
+
+def write(session: Session, rows: Iterable[Due]) -> None:
+    """Write back what changed. Rows changed alike share one UPDATE (a batch of claims, or of
+    2xx answers, is one statement) and all attempts go in one INSERT."""
+    alike: dict[tuple[Any, ...], list[str]] = defaultdict(list)
+    attempts: list[dict[str, Any]] = []
+    for row in rows:
+        if row.changed:
+            alike[tuple(getattr(row, name) for name in WRITTEN)].append(row.id)
+            attempts += row.attempt_log
+    for state, ids in alike.items():
+        session.execute(
+            update(deliveries).where(D.id.in_(ids)).values(dict(zip(WRITTEN, state, strict=True)))
+        )
+    if attempts:
+        session.execute(insert(attempt_table), attempts)
+
+
+def log_attempt(
+    row: Due, *, at: datetime, status_code: int | None, ms: int, error: str | None
+) -> None:
+    row.attempt_log.append(
+        {
+            "id": new_id(),
+            "delivery_id": row.id,
+            "attempted_at": at,
+            "status_code": status_code,
+            "duration_ms": ms,
+            "error": error,
+        }
+    )
+    row.changed = True
+
+
+def note_lost(row: Due, *, now: datetime) -> None:
+    """A lease ran out with nothing recorded: the worker died mid-attempt. Say so, retry now."""
+    log_attempt(row, at=now, status_code=None, ms=0, error=LOST)
+    row.change(status=DeliveryStatus.failed, last_status_code=None, last_error=LOST)
+
+
+def live_leases(session: Session, endpoint_ids: Iterable[str], *, now: datetime) -> Counter[str]:
+    """Attempts in flight per endpoint."""
+    rows = session.execute(
+        select(D.endpoint_id, func.count())
+        .where(
+            D.endpoint_id.in_(sorted(set(endpoint_ids))),
+            D.status == DeliveryStatus.sending,
+            D.next_attempt_at > now,
+        )
+        .group_by(D.endpoint_id)
+    )
+    return Counter({endpoint_id: count for endpoint_id, count in rows})
+
+
+def _due(row: Due, *, now: datetime, stamp: datetime | None) -> bool:
+    if row.status not in OPEN_STATUSES or row.next_attempt_at is None:
+        return False
+    if row.next_attempt_at <= now:
+        return True  # due, or (sending) its lease ran out
+    return row.status != DeliveryStatus.sending and row.next_attempt_at == stamp
+
+
+def claim(
+    session: Session,
+    delivery_ids: Sequence[str],
+    *,
+    now: datetime,
+    limit: int,
+    stamp: datetime | None = None,
+) -> list[Claim]:
+    """Lease up to `limit` of these deliveries if due (or handed out with this sweep `stamp`)."""
+    query = select(*DUE_COLUMNS).where(D.id.in_(sorted(set(delivery_ids)))).order_by(D.id)
+    return _take(session, locked(session, query), now, limit, stamp)
+
+
+def claim_next(
+    session: Session, endpoint_ids: Sequence[str], *, now: datetime, limit: int
+) -> list[Claim]:
+    """Lease the next due deliveries of these endpoints (a finished attempt frees their slot);
+    up to the in-flight limit of each, so no endpoint's backlog crowds out another's."""
+    wanted = sorted(set(endpoint_ids))
+    if not wanted:
+        return []
+
+    def next_of(endpoint: Any) -> AnyRows:
+        return (
+            select(*DUE_COLUMNS)
+            .where(
+                D.endpoint_id == endpoint,
+                D.status.in_(OPEN_STATUSES),
+                D.next_attempt_at <= now,
+            )
+            .order_by(D.next_attempt_at)
+            .limit(IN_FLIGHT_PER_ENDPOINT)
+        )
+
+    if session.get_bind().dialect.name != "postgresql":  # SQLite: one writer, no row locks
+        rows = [row for endpoint in wanted for row in locked(session, next_of(endpoint))]
+        return _take(session, rows, now, limit, None)
+    # PostgreSQL: the next few of each endpoint, all in one statement (an array parameter keeps
+    # the statement's compiled form cached).
+    endpoints = func.unnest(bindparam("endpoint_ids", wanted, type_=ARRAY(String)))
+    wanted_ids = endpoints.table_valued("id").render_derived(name="wanted")
+    per_endpoint = (
+        next_of(wanted_ids.c.id).with_for_update(skip_locked=True, of=deliveries).lateral("due")
+    )
+    query = select(per_endpoint).select_from(wanted_ids).join(per_endpoint, true())
+    return _take(session, [Due(*row) for row in session.execute(query)], now, limit, None)
+
+
+def _take(
+    session: Session, rows: list[Due], now: datetime, limit: int, stamp: datetime | None
+) -> list[Claim]:
+    due = [row for row in rows if _due(row, now=now, stamp=stamp)]
+    if not due:
+        return []
+    # Locking the endpoints makes the in-flight count exact when workers claim at once.
+    endpoint_table = WebhookEndpoint.__table__
+    endpoints = {
+        endpoint.id: endpoint
+        for endpoint in session.execute(
+            select(endpoint_table)
+            .where(endpoint_table.c.id.in_(sorted({row.endpoint_id for row in due})))
+            .order_by(endpoint_table.c.id)
+            .with_for_update()
+        )
+    }
+    events = {
+        event.id: event
+        for event in session.execute(
+            select(
+                OutboxEvent.id, OutboxEvent.topic, OutboxEvent.payload, OutboxEvent.created_at
+            ).where(OutboxEvent.id.in_({row.event_id for row in due}))
+        )
+    }
+    busy = live_leases(session, endpoints, now=now)
+    lease_until = now + lease_length()
+    taken: list[Due] = []
+    for row in due:
+        if row.status == DeliveryStatus.sending:
+            note_lost(row, now=now)
+        endpoint = endpoints.get(row.endpoint_id)
+        if endpoint is None or not endpoint.enabled:
+            reason = endpoint.disabled_reason if endpoint is not None else None
+            _bury(row, f"endpoint disabled: {reason}" if reason else "endpoint disabled")
+        elif row.event_id not in events:
+            _bury(row, "event no longer exists")
+        elif row.attempts >= webhook.MAX_ATTEMPTS:
+            _bury(row, f"no attempt left after {row.attempts}; last: {row.last_error}")
+        elif len(taken) >= limit or busy[row.endpoint_id] >= IN_FLIGHT_PER_ENDPOINT:
+            row.change(next_attempt_at=now)  # due: the endpoint's next free slot or the sweep
+        else:
+            busy[row.endpoint_id] += 1
+            row.change(status=DeliveryStatus.sending, next_attempt_at=lease_until)
+            row.attempts += 1
+            taken.append(row)
+    claims = _sign(session, taken, endpoints, events, now=now, lease_until=lease_until)
+    write(session, rows)
+    return claims
+
+
+def _bury(row: Due, reason: str) -> None:
+    row.change(status=DeliveryStatus.dead, next_attempt_at=None, last_error=reason)
+
+
+def _sign(
+    session: Session,
+    taken: list[Due],
+    endpoints: dict[str, Any],
+    events: dict[str, Any],
+    *,
+    now: datetime,
+    lease_until: datetime,
+) -> list[Claim]:
+    """Compose each event once (from the rows as they are now) and sign each attempt. A row that
+    cannot be composed or signed fails this attempt alone, without holding up the others."""
+    rows = Rows(session)
+    rows.load(events[row.event_id] for row in taken)
+    bodies: dict[str, bytes] = {}
+    claims: list[Claim] = []
+    for row in taken:
+        event, endpoint = events[row.event_id], endpoints[row.endpoint_id]
+        try:
+            if event.id not in bodies:
+                bodies[event.id] = webhook.body_of(
+                    event_type=event.topic, occurred_at=event.created_at, data=compose(rows, event)
+                )
+            message = webhook.build_message(
+                msg_id=webhook_id(row.id),
+                body=bodies[event.id],
+                secrets=signing_secrets(endpoint, now),
+                signed_at=now,
+            )
+        except Exception as error:
+            log.exception("could not compose or sign delivery %s", row.id)
+            _fail_unsent(row, f"not sent: {type(error).__name__}: {error}", now=now)
+            continue
+        claims.append(
+            Claim(row.id, endpoint.id, endpoint.url, row.attempts, now, lease_until, message)
+        )
+    return claims
+
+
+def _fail_unsent(row: Due, error: str, *, now: datetime) -> None:
+    log_attempt(row, at=now, status_code=None, ms=0, error=error)
+    outcome = webhook.Outcome(False, None, error, 0.0)
+    retry_at = webhook.next_attempt_at(attempts=row.attempts, now=now, outcome=outcome)
+    status = DeliveryStatus.failed if retry_at else DeliveryStatus.dead
+    row.change(status=status, next_attempt_at=retry_at, last_status_code=None, last_error=error)

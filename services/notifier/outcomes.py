@@ -1,0 +1,73 @@
+"""Recording attempts: what each one got, and what happens next (a 2xx always wins)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from services.notifier import delivery as webhook
+from services.notifier.ledger import DUE_COLUMNS, Claim, D, Due, locked, log_attempt, write
+from services.notifier.status import DeliveryStatus
+from shared.models import WebhookEndpoint
+
+Result = tuple[Claim, webhook.Outcome]
+
+
+def record(session: Session, results: Sequence[Result], *, now: datetime) -> None:
+    """Record each attempt (status, duration, error) and decide what happens next."""
+    ids = sorted({claim.delivery_id for claim, _ in results})
+    query = select(*DUE_COLUMNS).where(D.id.in_(ids)).order_by(D.id)
+    rows = {row.id: row for row in locked(session, query, skip=False)}
+    gone: set[str] = set()
+    for claim, outcome in results:
+        row = rows.get(claim.delivery_id)
+        if row is None:  # its endpoint was deleted meanwhile
+            continue
+        log_attempt(
+            row,
+            at=claim.claimed_at,
+            status_code=outcome.status_code,
+            ms=round(outcome.duration_seconds * 1000),
+            error=outcome.error,
+        )
+        settle(row, claim, outcome, now=now)
+        if outcome.disable_endpoint:
+            gone.add(claim.endpoint_id)
+    write(session, rows.values())
+    if gone:
+        session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id.in_(sorted(gone)), WebhookEndpoint.enabled.is_(True))
+            .values(
+                enabled=False,
+                disabled_reason=f"receiver answered 410 Gone at {now.isoformat()}",
+                updated_at=now,
+            )
+        )
+
+
+def settle(row: Due, claim: Claim, outcome: webhook.Outcome, *, now: datetime) -> None:
+    """The delivery's next state after one attempt."""
+    if row.status == DeliveryStatus.delivered:
+        return  # a late duplicate: its attempt row is all it leaves
+    if outcome.ok:
+        row.change(
+            status=DeliveryStatus.delivered,
+            delivered_at=now,
+            next_attempt_at=None,
+            last_status_code=outcome.status_code,
+            last_error=None,
+        )
+        return
+    if row.status != DeliveryStatus.sending or row.next_attempt_at != claim.lease_until:
+        return  # the lease ran out and another attempt owns the schedule now
+    retry_at = webhook.next_attempt_at(attempts=row.attempts, now=now, outcome=outcome)
+    row.change(
+        status=DeliveryStatus.failed if retry_at else DeliveryStatus.dead,
+        next_attempt_at=retry_at,
+        last_status_code=outcome.status_code,
+        last_error=outcome.error,
+    )

@@ -1,0 +1,268 @@
+"""A worker process's sending: a bounded number of attempts in flight on a thread pool, outcomes
+recorded in batches, and each slot an endpoint frees refilled with that endpoint's next due
+delivery. Tasks only claim and hand over, so a receiver that hangs holds its own slots (at most
+IN_FLIGHT_PER_ENDPOINT of them) and never a Celery worker or anyone else's delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.notifier import clients, ledger
+from services.notifier import delivery as webhook
+from services.notifier.outcomes import Result, record
+from shared.config import get_settings
+from shared.db import get_session_factory, unit_of_work
+from shared.models import utcnow
+
+log = logging.getLogger(__name__)
+
+CAPACITY = 64  # claims held per worker process: sending, waiting in a lane, or not yet recorded
+RECORD_BATCH = 200
+RECORD_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)  # then give up: the lease runs out, the sweep resends
+SLOT_WAIT_SECONDS = 2.0
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Send = Callable[[ledger.Claim], webhook.Outcome]
+
+
+def send_claim(claim: ledger.Claim) -> webhook.Outcome:
+    """One attempt through this process's client for the endpoint."""
+    return webhook.send(
+        claim.message,
+        claim.url,
+        http=clients.client_for(claim.endpoint_id, claim.url),
+        timeout=get_settings().webhook_timeout_seconds,
+        now=utcnow(),
+    )
+
+
+class Sender:
+    """Bounded in-flight webhook attempts for one process."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        capacity: int = CAPACITY,
+        send: Send = send_claim,
+    ) -> None:
+        self.sessions = sessions
+        self.capacity = capacity
+        self.send = send
+        self._free = capacity
+        self._changed = threading.Condition()
+        self._results: queue.SimpleQueue[Result | None] = queue.SimpleQueue()
+        self._pool = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="webhook")
+        # Per endpoint: how many of its claims are being sent, and the claimed ones waiting.
+        self._sending: Counter[str] = Counter()
+        self._lanes: dict[str, deque[ledger.Claim]] = {}
+        self._lanes_lock = threading.Lock()
+        self._recorder = threading.Thread(
+            target=self._record_loop, name="webhook-record", daemon=True
+        )
+        self._recorder.start()
+
+    def _transaction(
+        self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        with unit_of_work(self.sessions) as session:
+            return work(session, *args, **kwargs)
+
+    def _reserve(self, wanted: int, wait: float) -> int:
+        """Up to `wanted` free slots, waiting up to `wait` seconds for at least one."""
+        if wanted <= 0:
+            return 0
+        with self._changed:
+            self._changed.wait_for(lambda: self._free > 0, timeout=wait)
+            granted = min(wanted, self._free)
+            self._free -= granted
+            return granted
+
+    def _release(self, count: int) -> None:
+        if count:
+            with self._changed:
+                self._free += count
+                self._changed.notify_all()
+
+    def deliver(
+        self,
+        delivery_ids: Sequence[str],
+        *,
+        stamp: datetime | None = None,
+        wait: float = SLOT_WAIT_SECONDS,
+    ) -> int:
+        """Claim what is due among these deliveries, as far as slots allow, and start sending;
+        returns how many started. What cannot start now stays due for the sweep."""
+        slots = self._reserve(len(delivery_ids), wait)
+        try:
+            claims = self._transaction(
+                ledger.claim, delivery_ids, now=utcnow(), limit=slots, stamp=stamp
+            )
+        except BaseException:
+            self._release(slots)
+            raise
+        self._release(slots - len(claims))
+        self._start(claims)
+        return len(claims)
+
+    def pull(self, endpoint_ids: Sequence[str]) -> int:
+        """Start the next due deliveries of these endpoints into whatever slots are free."""
+        slots = self._reserve(len(endpoint_ids) * ledger.IN_FLIGHT_PER_ENDPOINT, wait=0)
+        if not slots:
+            return 0
+        try:
+            claims = self._transaction(ledger.claim_next, endpoint_ids, now=utcnow(), limit=slots)
+        except Exception:
+            log.exception("could not claim the next deliveries; the sweep will hand them out")
+            claims = []
+        self._release(slots - len(claims))
+        self._start(claims)
+        return len(claims)
+
+    def _start(self, claims: list[ledger.Claim]) -> None:
+        """Send at most SENDING_PER_ENDPOINT claims of an endpoint at once; the rest wait in
+        its lane and go out as soon as one of its requests finishes, without waiting for the
+        database (claims run ahead of sends, so recording never stalls the pipe)."""
+        ready: list[ledger.Claim] = []
+        with self._lanes_lock:
+            for claim in claims:
+                if self._sending[claim.endpoint_id] < ledger.SENDING_PER_ENDPOINT:
+                    self._sending[claim.endpoint_id] += 1
+                    ready.append(claim)
+                else:
+                    self._lanes.setdefault(claim.endpoint_id, deque()).append(claim)
+        for claim in ready:
+            self._pool.submit(self._run_lane, claim)
+
+    def _run_lane(self, claim: ledger.Claim) -> None:
+        current: ledger.Claim | None = claim
+        while current is not None:
+            self._attempt(current)
+            endpoint_id = current.endpoint_id
+            with self._lanes_lock:
+                lane = self._lanes.get(endpoint_id)
+                if lane:
+                    current = lane.popleft()
+                else:
+                    self._lanes.pop(endpoint_id, None)
+                    self._sending[endpoint_id] -= 1
+                    if not self._sending[endpoint_id]:
+                        del self._sending[endpoint_id]
+                    current = None
+
+    def _attempt(self, claim: ledger.Claim) -> None:
+        try:
+            outcome = self.send(claim)
+        except Exception as error:  # a bug must not leak the slot
+            log.exception("webhook attempt failed unexpectedly")
+            outcome = webhook.Outcome(False, None, f"{type(error).__name__}: {error}", 0.0)
+        self._results.put((claim, outcome))
+
+    def _record_loop(self) -> None:
+        closing = False
+        while not closing:
+            batch: list[Result] = []
+            waiting = self._results.get()
+            while waiting is not None:
+                batch.append(waiting)
+                if len(batch) >= RECORD_BATCH:
+                    break
+                try:
+                    waiting = self._results.get_nowait()
+                except queue.Empty:
+                    break
+            closing = waiting is None
+            if batch and closing:
+                self._record(batch)
+                self._release(len(batch))
+            elif batch:
+                self._record_and_refill(batch)
+
+    def _record_and_refill(self, batch: list[Result]) -> None:
+        """Record a batch and, in the same transaction, lease the next due deliveries of the
+        endpoints it frees: their slots pass straight on, and one commit serves both."""
+        freed = sorted({claim.endpoint_id for claim, _ in batch})
+        more = self._reserve(len(freed) * ledger.IN_FLIGHT_PER_ENDPOINT - len(batch), wait=0)
+        slots = len(batch) + more
+        try:
+            claims = self._transaction(_record_then_claim, batch, freed, slots)
+        except Exception:
+            log.warning("recording with a refill failed; recording alone", exc_info=True)
+            self._record(batch)
+            claims = []
+        self._release(slots - len(claims))
+        self._start(claims)
+
+    def _record(self, batch: list[Result]) -> None:
+        for pause in (*RECORD_RETRIES, None):
+            try:
+                self._transaction(record, batch, now=utcnow())
+                return
+            except Exception:
+                if pause is None:
+                    log.exception("gave up recording %d attempts; they will be resent", len(batch))
+                    return
+                log.warning("recording attempts failed; retrying in %s s", pause, exc_info=True)
+                time.sleep(pause)
+
+    def in_flight(self) -> int:
+        with self._changed:
+            return self.capacity - self._free
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every attempt started here is recorded; False if time ran out."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._free == self.capacity, timeout=timeout)
+
+    def close(self, timeout: float) -> None:
+        """Finish what is in flight (up to `timeout`), then stop the threads."""
+        self.drain(timeout)
+        self._results.put(None)
+        self._recorder.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _record_then_claim(
+    session: Session, batch: list[Result], endpoint_ids: list[str], slots: int
+) -> list[ledger.Claim]:
+    now = utcnow()
+    record(session, batch, now=now)
+    return ledger.claim_next(session, endpoint_ids, now=now, limit=slots) if slots else []
+
+
+_sender: Sender | None = None
+_sender_lock = threading.Lock()
+
+
+def get_sender() -> Sender:
+    """This process's sender (made on first use, so each forked worker child has its own)."""
+    global _sender
+    with _sender_lock:
+        if _sender is None:
+            _sender = Sender(get_session_factory())
+        return _sender
+
+
+def current_sender() -> Sender | None:
+    return _sender
+
+
+def _forget_after_fork() -> None:
+    global _sender, _sender_lock
+    _sender, _sender_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

@@ -1,0 +1,178 @@
+"""SIGKILL the notifier worker (and its pool) in the middle of a batch of deliveries, on
+PostgreSQL + Redis with real API, matcher, notifier and beat processes: every delivery still
+ends delivered, with exactly one recorded success per webhook-id. Receivers may see an id twice
+(an attempt cut off between send and record); that is the documented at-least-once."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from standardwebhooks import Webhook
+
+from httpserver import Received, webhook_receiver
+from processes import Processes, environment, processes, wait_ready
+from servers import free_port
+from services.keys import create_key
+from shared.db import make_engine
+from shared.domain.vocabulary import OrganizationKind, Role
+from shared.models import Delivery, DeliveryAttempt
+from support import referral_body, unit_body
+
+PEOPLE = 60  # 60 offer.created to the provider, 60 support.assigned to the team
+
+
+def descendants(pid: int) -> list[int]:
+    """The process and everything it started (its Celery pool), children first."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += parents.get(current, [])
+    return found[::-1]
+
+
+def kill_tree(group: Processes, name: str) -> None:
+    """SIGKILL a worker as a crashed machine would: the main process and its pool at once."""
+    process = group.started.pop(name)
+    for pid in descendants(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.2)
+
+
+def test_sigkill_mid_batch_every_delivery_ends_delivered_once(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    env = environment(
+        database_url=postgres_url,
+        broker_url=redis_url,
+        data_dir=str(tmp_path),
+        allow_private_webhook_targets="true",
+        webhook_timeout_seconds="2",  # leases of a killed worker run out in 9 s
+    )
+    engine = make_engine(postgres_url)
+
+    def count(*conditions: object) -> int:
+        with Session(engine) as session:
+            query = select(func.count()).select_from(Delivery).where(*conditions)  # type: ignore[arg-type]
+            return session.scalar(query) or 0
+
+    with Session(engine) as session:
+        keys = {
+            kind: {
+                "Authorization": "Bearer "
+                + create_key(session, org=f"{kind}-org", kind=kind, role=Role(kind), region="north")
+            }
+            for kind in (
+                OrganizationKind.outreach,
+                OrganizationKind.housing_provider,
+                OrganizationKind.support_provider,
+            )
+        }
+        session.commit()
+    pace = {"seconds": 1.0}  # slow at first, so the kill finds a batch in flight
+
+    def answer(_: Received) -> int:
+        time.sleep(pace["seconds"])
+        return 200
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with webhook_receiver() as receiver, processes(env, tmp_path) as group:
+        receiver.answer = answer
+        group.start("api", ["api", "--port", str(port)])
+        group.start("matcher", ["worker", "--queues", "matching,maintenance", "--name", "m@%h"])
+        group.start(
+            "notifier",
+            ["worker", "--queues", "notifications", "--concurrency", "2", "--name", "n1@%h"],
+        )
+        group.start("beat", ["beat"])
+        try:
+            wait_ready(base)
+            with httpx.Client(base_url=base, timeout=30) as client:
+                provider = keys[OrganizationKind.housing_provider]
+                support = keys[OrganizationKind.support_provider]
+                secrets = {}
+                for headers, event in ((provider, "offer.created"), (support, "support.assigned")):
+                    created = client.post(
+                        "/v1/webhook-endpoints",
+                        json={"url": receiver.url, "events": [event]},
+                        headers=headers,
+                    ).json()
+                    secrets[created["id"]] = created["secret"]
+                client.post(
+                    "/v1/support-teams",
+                    json={"region": "north", "kind": "act", "capacity": 1000},
+                    headers=support,
+                ).raise_for_status()
+                for number in range(PEOPLE):
+                    client.post("/v1/units", json=unit_body(), headers=provider).raise_for_status()
+                    client.post(
+                        "/v1/referrals",
+                        json=referral_body(),
+                        headers={
+                            **keys[OrganizationKind.outreach],
+                            "Idempotency-Key": f"k{number}",
+                        },
+                    ).raise_for_status()
+            wait_until(lambda: count() == 2 * PEOPLE, 60, "every event fanned out")
+            kill_tree(group, "notifier")
+            delivered_at_kill = count(Delivery.status == "delivered")
+            assert len(receiver.requests) > 0 and delivered_at_kill < 2 * PEOPLE
+            pace["seconds"] = 0.02
+            group.start(
+                "notifier2",
+                ["worker", "--queues", "notifications", "--concurrency", "2", "--name", "n2@%h"],
+            )
+            wait_until(
+                lambda: count(Delivery.status == "delivered") == 2 * PEOPLE, 60, "all delivered"
+            )
+        except BaseException:
+            print(group.logs())
+            raise
+        seen = list(receiver.requests)
+    with Session(engine) as session:
+        rows = session.scalars(select(Delivery)).all()
+        successes = Counter(
+            session.scalars(
+                select(DeliveryAttempt.delivery_id).where(
+                    DeliveryAttempt.status_code >= 200, DeliveryAttempt.status_code < 300
+                )
+            )
+        )
+    engine.dispose()
+    expected = {f"msg_{row.id}": row for row in rows}
+    ids = Counter(request.headers["webhook-id"] for request in seen)
+    assert set(ids) == set(expected)  # every delivery reached its receiver, nothing else did
+    assert all(successes[row.id] == 1 for row in rows), successes  # one recorded 2xx each
+    for request in seen:  # duplicates, if any, are the same signed message again
+        secret = secrets[expected[request.headers["webhook-id"]].endpoint_id]
+        Webhook(secret).verify(request.body, request.headers)
+    print(
+        f"killed with {delivered_at_kill}/{2 * PEOPLE} delivered; receivers saw "
+        f"{sum(ids.values()) - len(ids)} duplicate(s), all with their first id"
+    )
