@@ -18,12 +18,13 @@ uv:
 install: uv
 	@$(UV) sync --frozen --quiet
 
-# PostgreSQL and Redis servers for the tests (the tests start their own on loopback, free ports).
+# PostgreSQL and Redis for the tests (which start their own on loopback, on free ports), and
+# Chromium for the browser test of the /ops page.
 system-deps:
-	@if [ -z "$(PG_BINDIR)" ] || ! command -v redis-server >/dev/null 2>&1; then \
-		echo "installing postgresql and redis-server from Debian packages"; \
+	@if [ -z "$(PG_BINDIR)" ] || ! command -v redis-server >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing postgresql, redis-server and chromium from Debian packages"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq postgresql redis-server >/dev/null; \
+		apt-get update -qq && apt-get install -y -qq postgresql redis-server chromium >/dev/null; \
 	fi
 
 run: install

@@ -30,13 +30,16 @@ def api(
     """Serve the HTTP API."""
     import uvicorn
 
+    from shared.config import get_settings
+    from shared.logs import dict_config
+
     uvicorn.run(
         "services.api.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
+        log_config=dict_config("api", get_settings().log_level),
         access_log=False,
         proxy_headers=False,
     )
@@ -51,10 +54,14 @@ def worker(
     name: Annotated[str, typer.Option(help="Worker name (unique per machine).")] = "",
 ) -> None:
     """Run a Celery worker (matching, notifications, maintenance)."""
+    import services.worker_signals  # noqa: F401  (JSON logs, heartbeats: before the worker starts)
     from shared.queue import celery_app
 
     for queue in queues.split(","):
         Queue(queue.strip())  # refuse unknown queue names early
+    os.environ.setdefault(
+        "HOUSINGFIRST_SERVICE", "matcher" if Queue.matching.value in queues else "notifier"
+    )
     hostname = name or f"{queues.replace(',', '+')}-{os.getpid()}@%h"
     celery_app.worker_main(
         [
@@ -72,7 +79,11 @@ def worker(
 @app.command()
 def beat() -> None:
     """Run the scheduler of the sweepers (outbox relay, expiries, retries)."""
+    from shared import logs
+    from shared.config import get_settings
     from shared.queue import celery_app
+
+    logs.configure("beat", get_settings().log_level)
 
     celery_app.start(["beat", "--loglevel=WARNING"])
 

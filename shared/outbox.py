@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from shared import logs
 from shared.domain.events import Consumer, Topic, consumers_of
 from shared.models import OutboxEvent, new_id, utcnow
 from shared.queue import TaskName, celery_app
@@ -27,6 +29,7 @@ class EventRef:
 
     id: str
     topic: str
+    request_id: str | None = None
 
 
 def new_event(topic: Topic, *, region: str | None, payload: dict[str, Any]) -> OutboxEvent:
@@ -39,8 +42,11 @@ def emit(
 ) -> OutboxEvent:
     """Add an event to the session's transaction and remember it for publishing after commit."""
     event = new_event(topic, region=region, payload=payload)
+    event.request_id = logs.request_id.get()
     session.add(event)
-    session.info.setdefault(PENDING_EVENTS, []).append(EventRef(event.id, event.topic))
+    session.info.setdefault(PENDING_EVENTS, []).append(
+        EventRef(event.id, event.topic, event.request_id)
+    )
     return event
 
 
@@ -52,7 +58,7 @@ def take_pending(session: Session | AsyncSession) -> list[EventRef]:
 
 def refs(events: Iterable[OutboxEvent]) -> list[EventRef]:
     """References to publish after commit."""
-    return [EventRef(event.id, event.topic) for event in events]
+    return [EventRef(event.id, event.topic, event.request_id) for event in events]
 
 
 def send(events: Sequence[EventRef], *, only: Consumer | None = None) -> list[str]:
@@ -62,7 +68,11 @@ def send(events: Sequence[EventRef], *, only: Consumer | None = None) -> list[st
         try:
             for consumer in consumers_of(event.topic):
                 if only is None or consumer is only:
-                    celery_app.send_task(CONSUMER_TASKS[consumer], args=[event.id])
+                    celery_app.send_task(
+                        CONSUMER_TASKS[consumer],
+                        args=[event.id],
+                        headers={"request_id": event.request_id, "sent_at": time.time()},
+                    )
         except Exception:  # the relay re-publishes what could not be sent now
             log.warning("publish failed; the relay will retry", extra={"event_id": event.id})
             continue

@@ -88,7 +88,12 @@ def make_celery(settings: Settings) -> Celery:
         broker_pool_limit=10,
         beat_schedule=BEAT_SCHEDULE,
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
-        imports=["services.matcher.tasks", "services.notifier.tasks", "services.notifier.capacity"],
+        imports=[
+            "services.matcher.tasks",
+            "services.notifier.tasks",
+            "services.notifier.capacity",
+            "services.worker_signals",
+        ],
         timezone="UTC",
     )
     return app

@@ -13,7 +13,11 @@ from services.api import (
     deliveries,
     errors,
     health,
+    observe,
     offers,
+    openapi,
+    ops,
+    ops_page,
     referral_changes,
     referrals,
     reports,
@@ -46,9 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(
         Guards, max_body_bytes=settings.max_body_bytes, per_minute=settings.rate_limit_per_minute
     )
+    app.add_middleware(observe.Observe)
     for module in (
         health,
         referral_changes,
@@ -64,5 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(support.assignments)
     app.include_router(audit.router)
     app.include_router(availability.router)
+    app.include_router(ops.router)
+    app.include_router(observe.router)
+    app.include_router(ops_page.router)
     app.include_router(deliveries.router)
     return app

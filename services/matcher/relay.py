@@ -30,7 +30,7 @@ def relay_unpublished(session: Session, *, now: datetime, older_than: timedelta)
         .where(OutboxEvent.published_at.is_(None), OutboxEvent.created_at < now - older_than)
         .order_by(OutboxEvent.created_at),
     )
-    sent = send([EventRef(event.id, event.topic) for event in events])
+    sent = send([EventRef(event.id, event.topic, event.request_id) for event in events])
     if sent:
         session.execute(
             update(OutboxEvent).where(OutboxEvent.id.in_(sent)).values(published_at=now)
@@ -66,6 +66,7 @@ def relay_unfinished(session: Session, *, now: datetime) -> int:
             event.processed_at = now  # every consumer finished; only the mark was missing
             continue
         for consumer in missing:
-            resent += len(send([EventRef(event.id, event.topic)], only=Consumer(consumer)))
+            ref = EventRef(event.id, event.topic, event.request_id)
+            resent += len(send([ref], only=Consumer(consumer)))
         event.published_at = now
     return resent

@@ -13,6 +13,7 @@ from sqlalchemy import Text, cast, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from shared import logs
 from shared.domain.eligibility import PersonFacts, UnitFacts
 from shared.domain.events import Topic
 from shared.domain.lifecycle import offer_expires_at
@@ -245,6 +246,7 @@ def write_offers(
             .execution_options(synchronize_session=False)
         )
     expires_at = offer_expires_at(offered_at=now, ttl_hours=ttl_hours)
+    cause = logs.request_id.get()  # the request whose change triggered this round
     offers: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for decision in decisions:
@@ -267,6 +269,7 @@ def write_offers(
                 "id": new_id(),
                 "topic": Topic.offer_created.value,
                 "region": region,
+                "request_id": cause,
                 "payload": {
                     "offer_id": offer_id,
                     "referral_id": decision.referral_id,
@@ -278,7 +281,7 @@ def write_offers(
     if offers:
         bulk_insert(session, Offer, offers)
         bulk_insert(session, OutboxEvent, events)
-    return [EventRef(event["id"], event["topic"]) for event in events]
+    return [EventRef(event["id"], event["topic"], cause) for event in events]
 
 
 def run_round(session: Session, region: str, *, now: datetime, ttl_hours: float) -> int:

@@ -96,7 +96,7 @@ def retry_after(response: httpx.Response, now: datetime) -> timedelta | None:
 
 
 def _answer(response: httpx.Response) -> str:
-    """The start of the receiver's answer, read no further than needed."""
+    """The start of the receiver's answer (reading no more than BODY_READ_LIMIT of it)."""
     read = bytearray()
     for chunk in response.iter_bytes():
         read += chunk
@@ -109,9 +109,9 @@ def classify(response: httpx.Response, *, now: datetime, elapsed: float) -> Outc
     """2xx delivered; 410 disables the endpoint; 429 and 503 say when to come back; any other
     answer (redirects included: never followed) is retried on the schedule."""
     status = response.status_code
+    answer = _answer(response)  # read to the end, so the connection is kept for the next one
     if 200 <= status < 300:
         return Outcome(True, status, None, elapsed)
-    answer = _answer(response)
     if 300 <= status < 400:
         where = response.headers.get("location", "?")
         return Outcome(False, status, f"HTTP {status}: redirect to {where} not followed", elapsed)

@@ -4,27 +4,39 @@ An attempt is claim (a short transaction that leases the row), send (no transact
 (a short transaction, outcomes.py). The lease is `next_attempt_at` while the status is `sending`;
 it outlasts the longest possible send, so nobody else sends meanwhile, and it doubles as the
 fencing token: a late record only schedules the row if the lease is still its own. Claims read
-and write plain rows in bulk (no ORM objects), since they are on every delivery's path.
+and write plain rows in bulk (dues.py), since they are on every delivery's path.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, String, Table, bindparam, func, insert, select, true, update
+from sqlalchemy import String, Table, bindparam, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from services.notifier import delivery as webhook
+from services.notifier.bulk import among
+from services.notifier.dues import (
+    DUE_COLUMNS,
+    AnyRows,
+    D,
+    Due,
+    deliveries,
+    locked,
+    log_attempt,
+    note_lost,
+    write,
+)
 from services.notifier.messages import Rows, compose
 from services.notifier.status import OPEN_STATUSES, DeliveryStatus
 from shared.config import get_settings
-from shared.models import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint, new_id
+from shared.models import OutboxEvent, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +45,6 @@ log = logging.getLogger(__name__)
 # request each, which the lease's length allows for (two whole-request deadlines).
 IN_FLIGHT_PER_ENDPOINT = 8
 SENDING_PER_ENDPOINT = 4
-LOST = "attempt lost: its worker stopped before recording the answer (the receiver may have it)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,43 +60,16 @@ class Claim:
     message: webhook.Message
 
 
-@dataclass(slots=True)
-class Due:
-    """A delivery row as claims and the sweep see it; `change` notes what to write back."""
-
-    id: str
-    endpoint_id: str
-    event_id: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    delivered_at: datetime | None
-    changed: bool = False
-    attempt_log: list[dict[str, Any]] = field(default_factory=list)
-
-    def change(self, **values: Any) -> None:
-        for name, value in values.items():
-            setattr(self, name, value)
-        self.changed = True
-
-
-# Claims use the tables directly (Core): the ORM's per-statement work would cost more than the
-# HTTP request it prepares.
-deliveries = cast(Table, Delivery.__table__)
-attempt_table = cast(Table, DeliveryAttempt.__table__)
-D = deliveries.c
-DUE_COLUMNS = (
-    D.id,
-    D.endpoint_id,
-    D.event_id,
-    D.status,
-    D.attempts,
-    D.next_attempt_at,
-    D.last_status_code,
-    D.last_error,
-    D.delivered_at,
+endpoint_table = cast(Table, WebhookEndpoint.__table__)
+E, V = endpoint_table.c, cast(Table, OutboxEvent.__table__).c
+ENDPOINT_COLUMNS = (
+    E.id,
+    E.url,
+    E.secret,
+    E.previous_secret,
+    E.previous_secret_expires_at,
+    E.enabled,
+    E.disabled_reason,
 )
 
 
@@ -109,76 +93,27 @@ def signing_secrets(endpoint: Any, now: datetime) -> list[str]:
     return secrets
 
 
-AnyRows = Select[*tuple[Any, ...]]
-
-
-def locked(session: Session, query: AnyRows, *, skip: bool = True) -> list[Due]:
-    """Rows locked for this transaction; rows another worker holds are skipped (or waited for)."""
-    rows = session.execute(query.with_for_update(skip_locked=skip, of=deliveries))
-    return [Due(*row) for row in rows]
-
-
-WRITTEN = (
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "last_status_code",
-    "last_error",
-    "delivered_at",
-)
-
-
-def write(session: Session, rows: Iterable[Due]) -> None:
-    """Write back what changed. Rows changed alike share one UPDATE (a batch of claims, or of
-    2xx answers, is one statement) and all attempts go in one INSERT."""
-    alike: dict[tuple[Any, ...], list[str]] = defaultdict(list)
-    attempts: list[dict[str, Any]] = []
-    for row in rows:
-        if row.changed:
-            alike[tuple(getattr(row, name) for name in WRITTEN)].append(row.id)
-            attempts += row.attempt_log
-    for state, ids in alike.items():
-        session.execute(
-            update(deliveries).where(D.id.in_(ids)).values(dict(zip(WRITTEN, state, strict=True)))
-        )
-    if attempts:
-        session.execute(insert(attempt_table), attempts)
-
-
-def log_attempt(
-    row: Due, *, at: datetime, status_code: int | None, ms: int, error: str | None
-) -> None:
-    row.attempt_log.append(
-        {
-            "id": new_id(),
-            "delivery_id": row.id,
-            "attempted_at": at,
-            "status_code": status_code,
-            "duration_ms": ms,
-            "error": error,
-        }
-    )
-    row.changed = True
-
-
-def note_lost(row: Due, *, now: datetime) -> None:
-    """A lease ran out with nothing recorded: the worker died mid-attempt. Say so, retry now."""
-    log_attempt(row, at=now, status_code=None, ms=0, error=LOST)
-    row.change(status=DeliveryStatus.failed, last_status_code=None, last_error=LOST)
-
-
-def live_leases(session: Session, endpoint_ids: Iterable[str], *, now: datetime) -> Counter[str]:
-    """Attempts in flight per endpoint."""
-    rows = session.execute(
-        select(D.endpoint_id, func.count())
+def lock_endpoints(
+    session: Session, endpoint_ids: Iterable[str], *, now: datetime
+) -> dict[str, Any]:
+    """The endpoints, locked (which makes the count exact when workers claim at once), each
+    with `busy`: its leases in flight."""
+    busy = (
+        select(func.count())
         .where(
-            D.endpoint_id.in_(sorted(set(endpoint_ids))),
+            D.endpoint_id == E.id,
             D.status == DeliveryStatus.sending,
             D.next_attempt_at > now,
         )
-        .group_by(D.endpoint_id)
+        .scalar_subquery()
     )
-    return Counter({endpoint_id: count for endpoint_id, count in rows})
+    rows = session.execute(
+        select(*ENDPOINT_COLUMNS, busy.label("busy"))
+        .where(among(session, E.id, endpoint_ids))
+        .order_by(E.id)
+        .with_for_update(of=endpoint_table)
+    )
+    return {row.id: row for row in rows}
 
 
 def _due(row: Due, *, now: datetime, stamp: datetime | None) -> bool:
@@ -198,7 +133,7 @@ def claim(
     stamp: datetime | None = None,
 ) -> list[Claim]:
     """Lease up to `limit` of these deliveries if due (or handed out with this sweep `stamp`)."""
-    query = select(*DUE_COLUMNS).where(D.id.in_(sorted(set(delivery_ids)))).order_by(D.id)
+    query = select(*DUE_COLUMNS).where(among(session, D.id, delivery_ids)).order_by(D.id)
     return _take(session, locked(session, query), now, limit, stamp)
 
 
@@ -243,26 +178,16 @@ def _take(
     due = [row for row in rows if _due(row, now=now, stamp=stamp)]
     if not due:
         return []
-    # Locking the endpoints makes the in-flight count exact when workers claim at once.
-    endpoint_table = WebhookEndpoint.__table__
-    endpoints = {
-        endpoint.id: endpoint
-        for endpoint in session.execute(
-            select(endpoint_table)
-            .where(endpoint_table.c.id.in_(sorted({row.endpoint_id for row in due})))
-            .order_by(endpoint_table.c.id)
-            .with_for_update()
-        )
-    }
+    endpoints = lock_endpoints(session, {row.endpoint_id for row in due}, now=now)
+    busy = Counter({endpoint.id: endpoint.busy for endpoint in endpoints.values()})
     events = {
         event.id: event
         for event in session.execute(
-            select(
-                OutboxEvent.id, OutboxEvent.topic, OutboxEvent.payload, OutboxEvent.created_at
-            ).where(OutboxEvent.id.in_({row.event_id for row in due}))
+            select(V.id, V.topic, V.payload, V.created_at).where(
+                among(session, V.id, {row.event_id for row in due})
+            )
         )
     }
-    busy = live_leases(session, endpoints, now=now)
     lease_until = now + lease_length()
     taken: list[Due] = []
     for row in due:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.notifier.bulk import among
 from shared.domain.events import Topic
 from shared.domain.vocabulary import OrganizationKind
 from shared.models import (
@@ -88,7 +89,8 @@ class Rows:
         if wanted:
             table = model.__table__
             columns = [table.c[name] for name in COLUMNS[model]]
-            for row in self.session.execute(select(*columns).where(table.c.id.in_(wanted))):
+            query = select(*columns).where(among(self.session, table.c.id, wanted))
+            for row in self.session.execute(query):
                 self.found[model, row.id] = row
             for object_id in wanted:
                 self.found.setdefault((model, object_id), None)
@@ -113,7 +115,8 @@ class Rows:
         """The row, or None (when the id is empty or the row is gone)."""
         if not object_id:
             return None
-        self._read(model, [object_id])
+        if (model, object_id) not in self.found:
+            self._read(model, [object_id])
         return self.found[model, object_id]
 
 

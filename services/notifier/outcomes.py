@@ -9,7 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.notifier import delivery as webhook
-from services.notifier.ledger import DUE_COLUMNS, Claim, D, Due, locked, log_attempt, write
+from services.notifier.bulk import among
+from services.notifier.dues import DUE_COLUMNS, D, Due, locked, log_attempt, write
+from services.notifier.ledger import Claim
 from services.notifier.status import DeliveryStatus
 from shared.models import WebhookEndpoint
 
@@ -19,7 +21,7 @@ Result = tuple[Claim, webhook.Outcome]
 def record(session: Session, results: Sequence[Result], *, now: datetime) -> None:
     """Record each attempt (status, duration, error) and decide what happens next."""
     ids = sorted({claim.delivery_id for claim, _ in results})
-    query = select(*DUE_COLUMNS).where(D.id.in_(ids)).order_by(D.id)
+    query = select(*DUE_COLUMNS).where(among(session, D.id, ids)).order_by(D.id)
     rows = {row.id: row for row in locked(session, query, skip=False)}
     gone: set[str] = set()
     for claim, outcome in results:

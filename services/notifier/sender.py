@@ -23,15 +23,17 @@ from services.notifier import clients, ledger
 from services.notifier import delivery as webhook
 from services.notifier.outcomes import Result, record
 from shared.config import get_settings
-from shared.db import get_session_factory, unit_of_work
+from shared.db import make_engine, unit_of_work
 from shared.models import utcnow
 
 log = logging.getLogger(__name__)
 
 CAPACITY = 64  # claims held per worker process: sending, waiting in a lane, or not yet recorded
 RECORD_BATCH = 200
+# Two recording threads: while one waits on the database, the other records and refills.
+RECORDERS = 2
 RECORD_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)  # then give up: the lease runs out, the sweep resends
-SLOT_WAIT_SECONDS = 2.0
+SLOT_WAIT_SECONDS = 0.2  # a saturated process hands the rest back at once (due again)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -70,10 +72,12 @@ class Sender:
         self._sending: Counter[str] = Counter()
         self._lanes: dict[str, deque[ledger.Claim]] = {}
         self._lanes_lock = threading.Lock()
-        self._recorder = threading.Thread(
-            target=self._record_loop, name="webhook-record", daemon=True
-        )
-        self._recorder.start()
+        self._recorders = [
+            threading.Thread(target=self._record_loop, name=f"webhook-record-{n}", daemon=True)
+            for n in range(RECORDERS)
+        ]
+        for recorder in self._recorders:
+            recorder.start()
 
     def _transaction(
         self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
@@ -114,20 +118,6 @@ class Sender:
         except BaseException:
             self._release(slots)
             raise
-        self._release(slots - len(claims))
-        self._start(claims)
-        return len(claims)
-
-    def pull(self, endpoint_ids: Sequence[str]) -> int:
-        """Start the next due deliveries of these endpoints into whatever slots are free."""
-        slots = self._reserve(len(endpoint_ids) * ledger.IN_FLIGHT_PER_ENDPOINT, wait=0)
-        if not slots:
-            return 0
-        try:
-            claims = self._transaction(ledger.claim_next, endpoint_ids, now=utcnow(), limit=slots)
-        except Exception:
-            log.exception("could not claim the next deliveries; the sweep will hand them out")
-            claims = []
         self._release(slots - len(claims))
         self._start(claims)
         return len(claims)
@@ -230,8 +220,10 @@ class Sender:
     def close(self, timeout: float) -> None:
         """Finish what is in flight (up to `timeout`), then stop the threads."""
         self.drain(timeout)
-        self._results.put(None)
-        self._recorder.join(timeout)
+        for _ in self._recorders:
+            self._results.put(None)
+        for recorder in self._recorders:
+            recorder.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -240,7 +232,9 @@ def _record_then_claim(
 ) -> list[ledger.Claim]:
     now = utcnow()
     record(session, batch, now=now)
-    return ledger.claim_next(session, endpoint_ids, now=now, limit=slots) if slots else []
+    if not slots or any(outcome.disable_endpoint for _, outcome in batch):
+        return []  # (an endpoint row locked out of order could deadlock another recorder)
+    return ledger.claim_next(session, endpoint_ids, now=now, limit=slots)
 
 
 _sender: Sender | None = None
@@ -252,7 +246,10 @@ def get_sender() -> Sender:
     global _sender
     with _sender_lock:
         if _sender is None:
-            _sender = Sender(get_session_factory())
+            # Its own engine, without a ping before each transaction: a connection that died is
+            # replaced when its statement fails, and the transaction is tried again.
+            engine = make_engine(get_settings().database_url, pool_pre_ping=False)
+            _sender = Sender(sessionmaker(engine, expire_on_commit=False))
         return _sender
 
 

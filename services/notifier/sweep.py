@@ -7,15 +7,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.notifier.ledger import (
-    DUE_COLUMNS,
-    IN_FLIGHT_PER_ENDPOINT,
-    D,
-    lease_length,
-    locked,
-    note_lost,
-    write,
-)
+from services.notifier.dues import DUE_COLUMNS, D, locked, note_lost, write
+from services.notifier.ledger import IN_FLIGHT_PER_ENDPOINT, lease_length
 from services.notifier.status import OPEN_STATUSES, DeliveryStatus
 
 SWEEP_BATCH = 500

@@ -47,4 +47,4 @@ def finish_sending(**_: Any) -> None:
     """A stopping worker records the attempts it has in flight before it goes."""
     sender = current_sender()
     if sender is not None:
-        sender.drain(timeout=get_settings().webhook_timeout_seconds + 5)
+        sender.drain(timeout=2 * get_settings().webhook_timeout_seconds + 5)

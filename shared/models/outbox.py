@@ -33,6 +33,8 @@ class OutboxEvent(Base):
     id: Mapped[str] = id_column()
     topic: Mapped[str] = mapped_column(String(64))
     region: Mapped[str | None] = mapped_column(String(64))
+    # The API request that caused it, so one referral can be followed through every log.
+    request_id: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = created_at_column()
     published_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ def key(env: dict[str, str], org: str, kind: str, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {out.strip()}"}
 
 
-def walk_one_referral(base: str, env: dict[str, str]) -> None:
+def walk_one_referral(base: str, env: dict[str, str]) -> str:
     """Register a unit, a team and a webhook; post a referral; the team gets support.assigned."""
     outreach = key(env, "St Mary's outreach", "outreach", "outreach")
     provider = key(env, "Harbour Homes", "housing_provider", "housing_provider")
@@ -40,9 +41,10 @@ def walk_one_referral(base: str, env: dict[str, str]) -> None:
             json={"url": receiver.url, "events": ["support.assigned"]},
         )
         secret = endpoint.json()["secret"]
-        referral = client.post(
+        posted = client.post(
             "/v1/referrals", json=referral_body(), headers={**outreach, "Idempotency-Key": "walk-1"}
-        ).json()
+        )
+        referral = posted.json()
         request = receiver.wait_for(lambda r: b"support.assigned" in r.body, timeout=60)
         payload = Webhook(secret).verify(request.body, request.headers)
         assert payload["type"] == "support.assigned"
@@ -52,6 +54,24 @@ def walk_one_referral(base: str, env: dict[str, str]) -> None:
         seen = client.get(f"/v1/referrals/{referral['id']}", headers=outreach).json()
         assert seen["status"] == "offered"
         assert seen["support"]["status"] == "assigned"
+    return posted.headers["x-request-id"]
+
+
+def follow_in_logs(log_dir: Path, request_id: str) -> None:
+    """Every line is JSON; the referral's request id is in the API, matcher and notifier logs;
+    personal fields are in none of them."""
+    import json
+
+    seen_in = set()
+    for name in ("api", "matcher", "notifier"):
+        text = (log_dir / f"{name}.log").read_text()
+        assert "1979-04-02" not in text and "St Mary's day centre" not in text, name
+        for line in text.splitlines():
+            if line.startswith("{"):
+                record = json.loads(line)
+                if record.get("request_id") == request_id:
+                    seen_in.add(record["service"])
+    assert seen_in == {"api", "matcher", "notifier"}, seen_in
 
 
 def test_on_postgres_and_redis_with_real_workers(
@@ -73,7 +93,9 @@ def test_on_postgres_and_redis_with_real_workers(
         base = f"http://127.0.0.1:{port}"
         try:
             wait_ready(base)
-            walk_one_referral(base, env)
+            request_id = walk_one_referral(base, env)
+            time.sleep(1)  # the notifier's last line is written just after the webhook is sent
+            follow_in_logs(tmp_path, request_id)
         except BaseException:
             print(group.logs())
             raise

@@ -166,3 +166,20 @@ def test_prometheus_scrapes_api_and_workers() -> None:
     assert jobs["matcher"]["static_configs"][0]["targets"] == ["matcher:9100"]
     assert jobs["notifier"]["static_configs"][0]["targets"] == ["notifier:9100"]
     assert "5555:5555" in services["flower"]["ports"]
+
+
+def test_grafana_dashboard_charts_the_main_series() -> None:
+    import json
+
+    dashboard = json.loads((ROOT / "infra" / "grafana-dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for series in (
+        "housingfirst_queue_depth",
+        "housingfirst_outbox_lag_seconds",
+        "housingfirst_match_round_duration_seconds",
+        "housingfirst_deliveries",
+        "housingfirst_http_request_duration_seconds_bucket",
+        "housingfirst_support_pending_capacity",
+        "housingfirst_referral_to_offer_seconds",
+    ):
+        assert series in exprs, series

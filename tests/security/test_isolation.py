@@ -28,6 +28,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/tenancies/{tenancy_id}/end"): {"reason": "moved_on", "date": "2027-03-01"},
     ("POST", "/v1/support-assignments/{assignment_id}/step-down"): {"reason": "x"},
     ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): {"enabled": False},
+    ("POST", "/ops/deliveries/{delivery_id}/replay"): {"token": "x"},  # a form, cookie-signed
 }
 SKIP_TABLES = {"audit_events", "api_keys"}
 
@@ -146,7 +147,10 @@ def test_another_organization_gets_404_or_403_everywhere_and_changes_nothing(sta
         if route.body_field is not None and body is None and (method, path) not in BODIES:
             pytest.fail(f"{method} {path} takes a body: add a valid one to BODIES")
         for role, headers in strangers.items():
-            response = stack.client.request(method, url, headers=headers, json=body)
+            if path.startswith("/ops/"):
+                response = stack.client.request(method, url, headers=headers, data=body)
+            else:
+                response = stack.client.request(method, url, headers=headers, json=body)
             assert response.status_code in (403, 404), (
                 method,
                 path,

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StrictBool, StringConstraints, field_validator
 
-from services.api.schemas.common import Area, Region, Strict
+from services.api.schemas.common import SOMETHING, AlwaysTrue, Area, Day, Region, Strict, Whole
 from shared.domain.vocabulary import Gender, SupportIntensity
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=SOMETHING)
+]
 Contact = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 
 
 class Person(Strict):
     name: Name
-    date_of_birth: date | None = None
+    date_of_birth: Day | None = None
     gender: Gender | None = None
     contact: Contact | None = None
 
@@ -29,24 +31,24 @@ class Person(Strict):
 
 
 class Consent(Strict):
-    share_with_providers: Literal[True] = Field(
+    share_with_providers: AlwaysTrue = Field(
         description="The person agreed to share with housing and support providers (required)."
     )
 
 
 class Household(Strict):
-    adults: int = Field(default=1, ge=1, le=20)
-    children: int = Field(default=0, ge=0, le=20)
-    pets: int = Field(default=0, ge=0, le=20)
+    adults: Whole = Field(default=1, ge=1, le=20)
+    children: Whole = Field(default=0, ge=0, le=20)
+    pets: Whole = Field(default=0, ge=0, le=20)
 
 
 class Needs(Strict):
-    wheelchair: bool = False
-    step_free: bool = False
+    wheelchair: StrictBool = False
+    step_free: StrictBool = False
 
 
 class EligibilityFacts(Strict):
-    veteran: bool = False
+    veteran: StrictBool = False
 
 
 class Areas(Strict):
@@ -55,9 +57,9 @@ class Areas(Strict):
 
 
 class PriorityInputs(Strict):
-    vulnerability_score: int = Field(default=0, ge=0, le=100)
-    months_homeless_last_3_years: int = Field(default=0, ge=0, le=36)
-    nights_unsheltered_last_year: int = Field(default=0, ge=0, le=366)
+    vulnerability_score: Whole = Field(default=0, ge=0, le=100)
+    months_homeless_last_3_years: Whole = Field(default=0, ge=0, le=36)
+    nights_unsheltered_last_year: Whole = Field(default=0, ge=0, le=366)
 
 
 class ReferralCreate(Strict):

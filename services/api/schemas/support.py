@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from services.api.schemas.common import Area, Region, Strict
+from services.api.schemas.common import Area, Region, Strict, Whole
 from shared.domain.vocabulary import SupportKind
 
 TeamName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -17,7 +17,7 @@ class SupportTeamCreate(Strict):
     region: Region
     kind: SupportKind
     areas: list[Area] = Field(default_factory=list, max_length=50)
-    capacity: int = Field(ge=1, le=10_000)
+    capacity: Whole = Field(ge=1, le=10_000)
     name: TeamName | None = None
 
 

@@ -7,22 +7,22 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from services.api.schemas.common import Reason, Strict
+from services.api.schemas.common import Day, Reason, Strict
 from shared.domain.tenancy import AbsenceKind, EndReason
 
 
 class MoveInBody(Strict):
-    date: date
+    date: Day
 
 
 class AbsenceCreate(Strict):
     kind: AbsenceKind
-    from_: date = Field(alias="from")
+    from_: Day = Field(alias="from")
     note: Reason | None = None
 
 
 class AbsenceEnd(Strict):
-    to: date | None = None
+    to: Day | None = None
 
 
 class AbsenceOut(BaseModel):
@@ -35,7 +35,7 @@ class AbsenceOut(BaseModel):
 
 class TenancyEnd(Strict):
     reason: EndReason
-    date: date
+    date: Day
 
 
 class TenancyOut(BaseModel):

@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
-from services.api.schemas.common import Area, Region, Strict
+from services.api.schemas.common import Area, Region, Strict, json_integer
 from shared.domain.vocabulary import ProgrammeTag
 
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+# Bounds before the validator, so the documented schema keeps them (also when optional).
+Occupants = Annotated[int, Field(ge=1, le=20), BeforeValidator(json_integer)]
+Bedrooms = Annotated[int, Field(ge=0, le=20), BeforeValidator(json_integer)]
 SettableStatus = Literal["available", "offline"]
 Eligibility = Annotated[
     list[ProgrammeTag],
@@ -24,26 +28,28 @@ Eligibility = Annotated[
 class UnitCreate(Strict):
     region: Region
     area: Area
-    max_occupants: int = Field(ge=1, le=20)
-    bedrooms: int = Field(ge=0, le=20)
-    wheelchair_accessible: bool = False
-    step_free: bool = False
-    pets_allowed: bool = False
+    max_occupants: Occupants
+    bedrooms: Bedrooms
+    wheelchair_accessible: StrictBool = False
+    step_free: StrictBool = False
+    pets_allowed: StrictBool = False
     eligibility: Eligibility = Field(default_factory=list)
     status: SettableStatus = "available"
     reference: Reference | None = None
 
 
 class UnitUpdate(Strict):
-    area: Area | None = None
-    max_occupants: int | None = Field(default=None, ge=1, le=20)
-    bedrooms: int | None = Field(default=None, ge=0, le=20)
-    wheelchair_accessible: bool | None = None
-    step_free: bool | None = None
-    pets_allowed: bool | None = None
-    eligibility: Eligibility | None = None
+    """Only the fields given change; null (422) is no value for any but `status` (no change)."""
+
+    area: Area | SkipJsonSchema[None] = None
+    max_occupants: Occupants | SkipJsonSchema[None] = None
+    bedrooms: Bedrooms | SkipJsonSchema[None] = None
+    wheelchair_accessible: StrictBool | SkipJsonSchema[None] = None
+    step_free: StrictBool | SkipJsonSchema[None] = None
+    pets_allowed: StrictBool | SkipJsonSchema[None] = None
+    eligibility: Eligibility | SkipJsonSchema[None] = None
     status: SettableStatus | None = None
-    reference: Reference | None = None
+    reference: Reference | SkipJsonSchema[None] = None
 
 
 class UnitOut(BaseModel):

@@ -8,7 +8,8 @@ from notifier_support import Hook, attempt, attempts, client, delivery, make_hoo
 from receivers import Reply, receiver
 
 from services.notifier import delivery as webhook
-from services.notifier.ledger import IN_FLIGHT_PER_ENDPOINT, LOST, Claim, claim, lease_length
+from services.notifier.dues import LOST
+from services.notifier.ledger import IN_FLIGHT_PER_ENDPOINT, Claim, claim, lease_length
 from services.notifier.outcomes import record
 from services.notifier.sweep import dispatch_due
 from shared.models import utcnow
