@@ -41,6 +41,9 @@ def api(
         workers=workers,
         log_config=dict_config("api", get_settings().log_level),
         access_log=False,
+        # Worker processes import the whole app before answering the supervisor's health
+        # check; on a loaded 2-core machine that can take longer than uvicorn's 5 s default.
+        timeout_worker_healthcheck=60,
         proxy_headers=False,
     )
 

@@ -89,7 +89,7 @@ def processes(env: dict[str, str], log_dir: Path) -> Iterator[Processes]:
         group.stop_all()
 
 
-def wait_ready(base_url: str, timeout: float = 60) -> None:
+def wait_ready(base_url: str, timeout: float = 180) -> None:
     """Wait until /readyz answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
