@@ -63,7 +63,9 @@ def queues_rise_and_drain(env: dict[str, str], tmp_path: Path) -> None:
                     json=referral_body(),
                     headers={**outreach, "Idempotency-Key": f"q{index}"},
                 )
-            wait_for(lambda: (d := depths(client, ops))["matching"] >= 13 and d["notifications"] >= 13)
+            wait_for(
+                lambda: (d := depths(client, ops))["matching"] >= 13 and d["notifications"] >= 13
+            )
             report = client.get("/v1/ops/queues", headers=ops).json()
             assert report["outbox_pending"] >= 13 and report["workers"] == []
             group.start("matcher", ["worker", "--queues", "matching,maintenance", "--name", "m@%h"])
