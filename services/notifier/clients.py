@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -21,7 +20,7 @@ from shared.config import get_settings
 
 # As many as a process sends one endpoint at once, so no request waits for a connection.
 CONNECTIONS_PER_ENDPOINT = SENDING_PER_ENDPOINT
-MOST_CLIENTS = 256  # least recently used clients beyond this are closed
+MOST_CLIENTS = 256  # beyond this, the oldest clients are closed
 
 _lock = threading.Lock()
 _clients: OrderedDict[tuple[str, str], httpx.Client] = OrderedDict()
@@ -52,13 +51,15 @@ def new_client(
 
 
 def client_for(endpoint_id: str, url: str) -> httpx.Client:
-    """This process's client for the endpoint (a changed URL origin gets a fresh one)."""
-    parts = urlsplit(url)
-    key = (endpoint_id, f"{parts.scheme}://{parts.netloc}")
+    """This process's client for the endpoint (a changed URL origin gets a fresh one). Found
+    without a lock, since every request asks; the lock only guards making one."""
+    key = (endpoint_id, "/".join(url.split("/", 3)[:3]))  # the endpoint and its origin
+    found = _clients.get(key)
+    if found is not None:
+        return found
     with _lock:
         found = _clients.get(key)
         if found is not None:
-            _clients.move_to_end(key)
             return found
         settings = get_settings()
         client = new_client(
@@ -67,7 +68,7 @@ def client_for(endpoint_id: str, url: str) -> httpx.Client:
             timeout=settings.webhook_timeout_seconds,
         )
         _clients[key] = client
-        while len(_clients) > MOST_CLIENTS:
+        while len(_clients) > MOST_CLIENTS:  # the oldest made goes (it reconnects if needed)
             _, oldest = _clients.popitem(last=False)
             oldest.close()
         return client

@@ -8,13 +8,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
@@ -28,6 +31,8 @@ from shared.models import Delivery, DeliveryAttempt
 from support import referral_body, unit_body
 
 PEOPLE = 60  # 60 offer.created to the provider, 60 support.assigned to the team
+ANSWERED_BEFORE_KILL = 30
+NOTIFIER = ["worker", "--queues", "notifications", "--concurrency", "2"]
 
 
 def descendants(pid: int) -> list[int]:
@@ -64,23 +69,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def test_sigkill_mid_batch_every_delivery_ends_delivered_once(
-    postgres_url: str, redis_url: str, tmp_path: Path
-) -> None:
-    env = environment(
-        database_url=postgres_url,
-        broker_url=redis_url,
-        data_dir=str(tmp_path),
-        allow_private_webhook_targets="true",
-        webhook_timeout_seconds="2",  # leases of a killed worker run out in 9 s
-    )
-    engine = make_engine(postgres_url)
-
-    def count(*conditions: object) -> int:
-        with Session(engine) as session:
-            query = select(func.count()).select_from(Delivery).where(*conditions)  # type: ignore[arg-type]
-            return session.scalar(query) or 0
-
+def make_keys(engine: Engine) -> dict[OrganizationKind, dict[str, str]]:
     with Session(engine) as session:
         keys = {
             kind: {
@@ -94,10 +83,67 @@ def test_sigkill_mid_batch_every_delivery_ends_delivered_once(
             )
         }
         session.commit()
-    pace = {"seconds": 1.0}  # slow at first, so the kill finds a batch in flight
+    return keys
+
+
+def post_everything(
+    base: str, keys: dict[OrganizationKind, dict[str, str]], url: str
+) -> dict[str, str]:
+    """Endpoints (offer.created for the provider, support.assigned for the team), a team, and
+    PEOPLE units and referrals; the endpoints' secrets by id."""
+    provider = keys[OrganizationKind.housing_provider]
+    support = keys[OrganizationKind.support_provider]
+    outreach = keys[OrganizationKind.outreach]
+    with httpx.Client(base_url=base, timeout=60) as client, ThreadPoolExecutor(8) as pool:
+        secrets = {}
+        for headers, event in ((provider, "offer.created"), (support, "support.assigned")):
+            created = client.post(
+                "/v1/webhook-endpoints", json={"url": url, "events": [event]}, headers=headers
+            ).json()
+            secrets[created["id"]] = created["secret"]
+        client.post(
+            "/v1/support-teams",
+            json={"region": "north", "kind": "act", "capacity": 1000},
+            headers=support,
+        ).raise_for_status()
+
+        def person(number: int) -> None:
+            client.post("/v1/units", json=unit_body(), headers=provider).raise_for_status()
+            client.post(
+                "/v1/referrals",
+                json=referral_body(),
+                headers={**outreach, "Idempotency-Key": f"k{number}"},
+            ).raise_for_status()
+
+        list(pool.map(person, range(PEOPLE)))
+    return secrets
+
+
+def test_sigkill_mid_batch_every_delivery_ends_delivered_once(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    env = environment(
+        database_url=postgres_url,
+        broker_url=redis_url,
+        data_dir=str(tmp_path),
+        allow_private_webhook_targets="true",
+        webhook_timeout_seconds="5",  # leases of a killed worker run out in 15 s
+    )
+    engine = make_engine(postgres_url)
+
+    def count(*conditions: Any) -> int:
+        with Session(engine) as session:
+            query = select(func.count()).select_from(Delivery).where(*conditions)
+            return session.scalar(query) or 0
+
+    keys = make_keys(engine)
+    # The first deliveries are answered at once; later ones are held until the kill, so the
+    # worker dies with a batch in flight and more waiting behind it.
+    answered, held = threading.Semaphore(ANSWERED_BEFORE_KILL), threading.Event()
 
     def answer(_: Received) -> int:
-        time.sleep(pace["seconds"])
+        if not answered.acquire(blocking=False):
+            held.wait(30)
         return 200
 
     port = free_port()
@@ -106,50 +152,20 @@ def test_sigkill_mid_batch_every_delivery_ends_delivered_once(
         receiver.answer = answer
         group.start("api", ["api", "--port", str(port)])
         group.start("matcher", ["worker", "--queues", "matching,maintenance", "--name", "m@%h"])
-        group.start(
-            "notifier",
-            ["worker", "--queues", "notifications", "--concurrency", "2", "--name", "n1@%h"],
-        )
         group.start("beat", ["beat"])
         try:
             wait_ready(base)
-            with httpx.Client(base_url=base, timeout=30) as client:
-                provider = keys[OrganizationKind.housing_provider]
-                support = keys[OrganizationKind.support_provider]
-                secrets = {}
-                for headers, event in ((provider, "offer.created"), (support, "support.assigned")):
-                    created = client.post(
-                        "/v1/webhook-endpoints",
-                        json={"url": receiver.url, "events": [event]},
-                        headers=headers,
-                    ).json()
-                    secrets[created["id"]] = created["secret"]
-                client.post(
-                    "/v1/support-teams",
-                    json={"region": "north", "kind": "act", "capacity": 1000},
-                    headers=support,
-                ).raise_for_status()
-                for number in range(PEOPLE):
-                    client.post("/v1/units", json=unit_body(), headers=provider).raise_for_status()
-                    client.post(
-                        "/v1/referrals",
-                        json=referral_body(),
-                        headers={
-                            **keys[OrganizationKind.outreach],
-                            "Idempotency-Key": f"k{number}",
-                        },
-                    ).raise_for_status()
-            wait_until(lambda: count() == 2 * PEOPLE, 60, "every event fanned out")
+            secrets = post_everything(base, keys, receiver.url)
+            group.start("notifier", [*NOTIFIER, "--name", "n1@%h"])
+            wait_until(lambda: count() == 2 * PEOPLE, 90, "every event fanned out")
+            wait_until(lambda: len(receiver.requests) > ANSWERED_BEFORE_KILL, 30, "a batch held")
             kill_tree(group, "notifier")
             delivered_at_kill = count(Delivery.status == "delivered")
-            assert len(receiver.requests) > 0 and delivered_at_kill < 2 * PEOPLE
-            pace["seconds"] = 0.02
-            group.start(
-                "notifier2",
-                ["worker", "--queues", "notifications", "--concurrency", "2", "--name", "n2@%h"],
-            )
+            assert delivered_at_kill <= ANSWERED_BEFORE_KILL < 2 * PEOPLE
+            held.set()
+            group.start("notifier2", [*NOTIFIER, "--name", "n2@%h"])
             wait_until(
-                lambda: count(Delivery.status == "delivered") == 2 * PEOPLE, 60, "all delivered"
+                lambda: count(Delivery.status == "delivered") == 2 * PEOPLE, 90, "all delivered"
             )
         except BaseException:
             print(group.logs())

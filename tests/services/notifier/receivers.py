@@ -19,7 +19,7 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering
-    hang: bool = False  # never answer
+    hang: bool = False  # answer only once the receiver is released (or never)
     trickle: float = 0.0  # send the status line one byte at a time, this many seconds apart
 
 
@@ -44,6 +44,7 @@ class Receiver:
     connections: int = 0
     script: deque[Reply] = field(default_factory=deque)
     default: Callable[[Received], Reply] = field(default=lambda _: Reply())
+    release: Callable[[], None] = field(default=lambda: None)  # ends every hang
 
     def reply(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, then with the default."""
@@ -87,7 +88,7 @@ def receiver(host: str = "127.0.0.1", path: str = "/hooks") -> Iterator[Receiver
                 got.requests.append(request)
                 reply = got.script.popleft() if got.script else got.default(request)
                 if reply.hang:
-                    await asyncio.sleep(3600)
+                    await released.wait()
                 await asyncio.sleep(reply.delay)
                 answer = _head(reply)
                 if reply.trickle:
@@ -102,6 +103,9 @@ def receiver(host: str = "127.0.0.1", path: str = "/hooks") -> Iterator[Receiver
             pass
         finally:
             writer.close()
+
+    released = asyncio.Event()
+    got.release = lambda: loop.call_soon_threadsafe(released.set)
 
     async def start() -> None:
         server = await asyncio.start_server(serve, host, 0)
