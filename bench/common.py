@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the throwaway PostgreSQL/Redis starte
 
 from servers import start_postgres  # noqa: E402
 
-console = Console()
+console = Console(width=200)  # wide enough that no figure is cut
 
 
 @contextmanager

@@ -52,7 +52,11 @@ async def _closed_loop(
             nonlocal unexpected
             method, path, headers, body = make(number)
             started = time.perf_counter()
-            answer = await http.request(method, path, headers=headers, json=body)
+            try:
+                answer = await http.request(method, path, headers=headers, json=body)
+            except httpx.HTTPError:
+                unexpected += 1
+                return
             latencies.append(time.perf_counter() - started)
             unexpected += answer.status_code != expect
 
@@ -96,7 +100,11 @@ async def _fixed_rate(
             nonlocal unexpected
             method, path, headers, body = make(number)
             started = time.perf_counter()
-            answer = await http.request(method, path, headers=headers, json=body)
+            try:
+                answer = await http.request(method, path, headers=headers, json=body)
+            except httpx.HTTPError:
+                unexpected += 1
+                return
             arrived = time.time()
             latencies.append(time.perf_counter() - started)
             if answer.status_code == expect:

@@ -77,6 +77,23 @@ class Stack:
         self.start("notifier", [*CLI, "worker", "--queues", "notifications", "--name", "n"])
         self.start("beat", [*CLI, "beat"])
 
+    def settle(self, timeout: float = 90) -> None:
+        """Wait until the processes started have finished starting (imports take seconds of
+        CPU on a busy machine): under a fifth of a core for a whole second."""
+        deadline = time.monotonic() + timeout
+        used = self._cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            now = self._cpu_seconds()
+            if now - used < 0.2:
+                return
+            used = now
+
+    def _cpu_seconds(self) -> float:
+        pids = [p.pid for p in self.started.values()]
+        pids += [child for pid in list(pids) for child in descendants(pid)]
+        return sum(cpu_seconds(pid) for pid in pids)
+
     def peak_rss_mb(self, name: str) -> float:
         """The largest peak RSS (VmHWM) among the process and its descendants (workers)."""
         pids = [self.started[name].pid, *descendants(self.started[name].pid)]
@@ -119,6 +136,15 @@ def peak_rss(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (0 once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int) -> list[int]:
@@ -179,6 +205,7 @@ def postgres_stack(**settings: str) -> Iterator[Stack]:
         postgres = stack.enter_context(start_postgres(base))
         redis = stack.enter_context(start_redis(base, appendonly=False))
         upgrade(postgres.url)
+        (base / "var").mkdir()
         env = environment(
             database_url=postgres.url,
             broker_url=redis.url,

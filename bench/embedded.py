@@ -1,0 +1,43 @@
+"""The embedded default (`housingfirst up`: SQLite and the serverless broker): intake rate at
+64 connections and end-to-end p50 at a steady rate. Goal: >= 300 req/s, p50 <= 250 ms."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from bench import end_to_end
+from bench.common import median, spread, table
+from bench.intake import COLUMNS
+from bench.load import closed_loop
+from bench.stack import embedded_stack, referral
+
+RUNS = 3
+SECONDS = 6.0
+E2E_RATE = 20.0
+E2E_SECONDS = 10.0
+
+
+def main() -> list[tuple[str, ...]]:
+    with embedded_stack(Path(tempfile.mkdtemp(prefix="hf-bench-embedded-"))) as (stack, api):
+        assert stack.keys is not None
+        outreach = stack.keys.outreach
+        stack.settle()
+        rates = []
+        for _ in range(RUNS):
+            result = closed_loop(api, lambda n: referral(n, outreach), expect=201, seconds=SECONDS)
+            rates.append(result.rate)
+        p50, _, missing = end_to_end.measure(stack, api, rate=E2E_RATE, seconds=E2E_SECONDS, runs=1)
+    rows = [
+        ("embedded intake req/s (housingfirst up, 64 conns)", f"{median(rates):,.0f}",
+         spread(rates), "-", "-", ">= 300/s", "yes" if median(rates) >= 300 else "no"),
+        (f"embedded end to end p50 at {E2E_RATE:.0f}/s (ms)", f"{median(p50):.0f}", spread(p50),
+         f"{missing} missing", "-", "<= 250 ms", "yes" if median(p50) <= 250 and not missing
+         else "no"),
+    ]  # fmt: skip
+    table("Embedded default (SQLite + serverless broker)", rows, COLUMNS)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

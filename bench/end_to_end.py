@@ -1,0 +1,155 @@
+"""End to end on PostgreSQL + Redis with the real processes (API with 2 workers, matcher,
+notifier, beat): referrals posted at 50/s for a bounded time while units and an ACT team are
+available; the time from each POST's response to the support.assigned webhook for that referral
+at a local receiver. Goal: p50 <= 30 ms, p99 <= 150 ms."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from bench.common import ROOT, median, spread, table
+from bench.intake import COLUMNS
+from bench.load import fixed_rate
+from bench.stack import REGION, Stack, postgres_stack, referral, wait_for
+from servers import free_port
+from shared.db import make_engine
+from shared.models import Organization, Unit, new_id, utcnow
+
+RATE = 50.0
+SECONDS = 12.0
+RUNS = 3
+
+
+@dataclass
+class Receiver:
+    url: str
+    path: Path
+    process: Any
+
+    def arrivals(self) -> dict[str, float]:
+        lines = self.path.read_text().splitlines() if self.path.exists() else []
+        return {line.split()[0]: float(line.split()[1]) for line in lines}
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def start_receiver(folder: Path) -> Receiver:
+    port = free_port()
+    path = folder / "arrivals.txt"
+    argv = [sys.executable, "-m", "bench.receiver", str(port), str(path)]
+    process = subprocess.Popen(argv, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}/hooks"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.post(url, content=b"{}", timeout=1)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    return Receiver(url, path, process)
+
+
+def add_units(database_url: str, count: int) -> None:
+    """Available units of the bench provider, straight into the database (no events)."""
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        provider = session.scalar(select(Organization.id).where(Organization.name == "bench homes"))
+        now = utcnow()
+        session.execute(
+            insert(Unit),
+            [{"id": new_id(), "region": REGION, "organization_id": provider, "area": "riverside",
+              "max_occupants": 2, "bedrooms": 1, "pets_allowed": True, "eligibility": [],
+              "status": "available", "available_since": now, "created_at": now,
+              "updated_at": now, "version": 1, "reference": f"Flat {n}"}
+             for n in range(count)],
+        )  # fmt: skip
+        session.commit()
+    engine.dispose()
+
+
+def add_team_and_endpoint(api: str, support: dict[str, str], url: str) -> None:
+    with httpx.Client(base_url=api, timeout=30) as http:
+        team = {"region": REGION, "kind": "act", "capacity": 10_000}
+        assert http.post("/v1/support-teams", json=team, headers=support).status_code == 201
+        hook = {"url": url, "events": ["support.assigned"]}
+        answer = http.post("/v1/webhook-endpoints", json=hook, headers=support)
+        assert answer.status_code == 201, answer.text
+
+
+def one_run(
+    api: str, outreach: dict[str, str], receiver: Receiver, *, rate: float, seconds: float
+) -> tuple[list[float], int, int]:
+    """Post at `rate` for `seconds`; (latencies in s, webhooks missing, POSTs failed)."""
+    result, answers = fixed_rate(
+        api, lambda n: referral(n, outreach), expect=201, per_second=rate, seconds=seconds
+    )
+    responded = {body["id"]: arrived for body, arrived in answers}
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not responded.keys() <= receiver.arrivals().keys():
+        time.sleep(0.2)
+    arrivals = receiver.arrivals()
+    latencies = [arrivals[i] - at for i, at in responded.items() if i in arrivals]
+    return latencies, len(responded) - len(latencies), result.unexpected
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+def measure(
+    stack: Stack, api: str, *, rate: float, seconds: float, runs: int
+) -> tuple[list[float], list[float], int]:
+    """p50 and p99 (ms) per run, and the count of webhooks missing or POSTs failed."""
+    assert stack.keys is not None
+    add_units(stack.database_url, int(rate * seconds * runs * 1.1) + 10)
+    receiver = start_receiver(stack.log_dir)
+    try:
+        add_team_and_endpoint(api, stack.keys.support, receiver.url)
+        one_run(api, stack.keys.outreach, receiver, rate=1, seconds=1)  # until workers are up
+        p50, p99, missing = [], [], 0
+        for _ in range(runs):
+            latencies, lost, failed = one_run(
+                api, stack.keys.outreach, receiver, rate=rate, seconds=seconds
+            )
+            p50.append(percentile(latencies, 0.5) * 1000)
+            p99.append(percentile(latencies, 0.99) * 1000)
+            missing += lost + failed
+    finally:
+        receiver.stop()
+    return p50, p99, missing
+
+
+def main() -> list[tuple[str, ...]]:
+    with postgres_stack() as stack:
+        api = stack.api()
+        stack.workers()
+        stack.settle()
+        wait_for(api + "/readyz")
+        p50, p99, missing = measure(stack, api, rate=RATE, seconds=SECONDS, runs=RUNS)
+    note = f"{RUNS} runs x {SECONDS:.0f} s at {RATE:.0f}/s; {missing} missing"
+    rows = [
+        ("end to end p50: POST response -> support.assigned (ms)", f"{median(p50):.0f}",
+         spread(p50), note, "-", "<= 30 ms", "yes" if median(p50) <= 30 and not missing else "no"),
+        ("end to end p99 (ms)", f"{median(p99):.0f}", spread(p99), "-", "-", "<= 150 ms",
+         "yes" if median(p99) <= 150 and not missing else "no"),
+    ]  # fmt: skip
+    table("End to end (PostgreSQL + Redis, real workers, local receiver)", rows, COLUMNS)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
