@@ -17,6 +17,7 @@ from shared.domain.vocabulary import HOUSING_FIRST_RULE, is_readiness_term
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 TITLES = {
     400: "Bad request",
     401: "Unauthorized",
@@ -93,11 +94,14 @@ def validation_problem(errors: list[dict[str, Any]]) -> JSONResponse:
 
 def allowed_methods(request: Request) -> str:
     """Every method served at the request's path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if route.matches(request.scope)[0] is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    return ", ".join(
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    )
 
 
 def install(app: FastAPI) -> None:

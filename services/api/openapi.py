@@ -46,8 +46,6 @@ PARAMETERS: Document = {
     IDEMPOTENCY_KEY: {"type": "string", "minLength": 1, "maxLength": 255},
 }
 
-# (method, path, status) of an answer -> {link name: (method, path, parameters of the target)}.
-Target = tuple[str, str, dict[str, str]]
 REFERRAL = "/v1/referrals/{referral_id}"
 UNIT = "/v1/units/{unit_id}"
 OFFER = "/v1/offers/{offer_id}"
@@ -55,100 +53,84 @@ TENANCY = "/v1/tenancies/{tenancy_id}"
 ASSIGNMENT = "/v1/support-assignments/{assignment_id}"
 ENDPOINT = "/v1/webhook-endpoints/{endpoint_id}"
 DELIVERY = "/v1/deliveries/{delivery_id}"
+# What can be done with an object, given its id: {link name: (method, path)}, by id parameter.
+ACTIONS: dict[str, dict[str, tuple[str, str]]] = {
+    "referral_id": {
+        "GetReferral": ("get", REFERRAL),
+        "UpdateReferral": ("patch", REFERRAL),
+        "WithdrawReferral": ("post", f"{REFERRAL}/withdraw"),
+        "EraseReferral": ("delete", REFERRAL),
+    },
+    "unit_id": {"GetUnit": ("get", UNIT), "UpdateUnit": ("patch", UNIT)},
+    "offer_id": {
+        "GetOffer": ("get", OFFER),
+        "AcceptOffer": ("post", f"{OFFER}/accept"),
+        "DeclineOffer": ("post", f"{OFFER}/decline"),
+        "MoveIn": ("post", f"{OFFER}/move-in"),
+    },
+    "tenancy_id": {
+        "GetTenancy": ("get", TENANCY),
+        "RecordAbsence": ("post", f"{TENANCY}/absences"),
+        "EndTenancy": ("post", f"{TENANCY}/end"),
+    },
+    "assignment_id": {
+        "AcknowledgeSupport": ("post", f"{ASSIGNMENT}/acknowledge"),
+        "StepDownSupport": ("post", f"{ASSIGNMENT}/step-down"),
+        "ResumeSupport": ("post", f"{ASSIGNMENT}/resume"),
+    },
+    "endpoint_id": {
+        "GetWebhookEndpoint": ("get", ENDPOINT),
+        "UpdateWebhookEndpoint": ("patch", ENDPOINT),
+        "RotateWebhookSecret": ("post", f"{ENDPOINT}/rotate-secret"),
+        "DeleteWebhookEndpoint": ("delete", ENDPOINT),
+    },
+    "delivery_id": {
+        "GetDelivery": ("get", DELIVERY),
+        "ReplayDelivery": ("post", f"{DELIVERY}/replay"),
+    },
+}
+Target = tuple[str, str, dict[str, str]]
 
 
-def _referral(pointer: str) -> dict[str, Target]:
-    ids = {"referral_id": pointer}
+def actions(parameter: str, pointer: str) -> dict[str, Target]:
+    """Links to every action on the object whose id the answer has at `pointer`."""
     return {
-        "GetReferral": ("get", REFERRAL, ids),
-        "UpdateReferral": ("patch", REFERRAL, ids),
-        "WithdrawReferral": ("post", f"{REFERRAL}/withdraw", ids),
-        "EraseReferral": ("delete", REFERRAL, ids),
+        name: (method, path, {parameter: pointer})
+        for name, (method, path) in ACTIONS[parameter].items()
     }
 
 
-def _offer(pointer: str) -> dict[str, Target]:
-    ids = {"offer_id": pointer}
-    return {
-        "GetOffer": ("get", OFFER, ids),
-        "AcceptOffer": ("post", f"{OFFER}/accept", ids),
-        "DeclineOffer": ("post", f"{OFFER}/decline", ids),
-        "MoveIn": ("post", f"{OFFER}/move-in", ids),
-    }
-
-
-def _tenancy(pointer: str) -> dict[str, Target]:
-    ids = {"tenancy_id": pointer}
-    return {
-        "GetTenancy": ("get", TENANCY, ids),
-        "RecordAbsence": ("post", f"{TENANCY}/absences", ids),
-        "EndTenancy": ("post", f"{TENANCY}/end", ids),
-    }
-
-
-def _assignment(pointer: str) -> dict[str, Target]:
-    ids = {"assignment_id": pointer}
-    return {
-        "AcknowledgeSupport": ("post", f"{ASSIGNMENT}/acknowledge", ids),
-        "StepDownSupport": ("post", f"{ASSIGNMENT}/step-down", ids),
-        "ResumeSupport": ("post", f"{ASSIGNMENT}/resume", ids),
-    }
-
-
-def _unit(pointer: str) -> dict[str, Target]:
-    ids = {"unit_id": pointer}
-    return {"GetUnit": ("get", UNIT, ids), "UpdateUnit": ("patch", UNIT, ids)}
-
-
-def _endpoint(pointer: str) -> dict[str, Target]:
-    ids = {"endpoint_id": pointer}
-    return {
-        "GetWebhookEndpoint": ("get", ENDPOINT, ids),
-        "UpdateWebhookEndpoint": ("patch", ENDPOINT, ids),
-        "RotateWebhookSecret": ("post", f"{ENDPOINT}/rotate-secret", ids),
-        "DeleteWebhookEndpoint": ("delete", ENDPOINT, ids),
-    }
-
-
-def _delivery(pointer: str) -> dict[str, Target]:
-    ids = {"delivery_id": pointer}
-    return {
-        "GetDelivery": ("get", DELIVERY, ids),
-        "ReplayDelivery": ("post", f"{DELIVERY}/replay", ids),
-    }
-
-
-FIRST = "$response.body#/items/0/id"
+ID, FIRST = "$response.body#/id", "$response.body#/items/0/id"
+# (method, path, status) of an answer -> the calls it makes possible.
 LINKS: dict[tuple[str, str, str], dict[str, Target]] = {
-    ("post", "/v1/referrals", "201"): _referral("$response.body#/id"),
-    ("get", "/v1/referrals", "200"): _referral(FIRST),
+    ("post", "/v1/referrals", "201"): actions("referral_id", ID),
+    ("get", "/v1/referrals", "200"): actions("referral_id", FIRST),
     ("get", REFERRAL, "200"): {
-        **_offer("$response.body#/offer/id"),
-        **_assignment("$response.body#/support/id"),
+        **actions("offer_id", "$response.body#/offer/id"),
+        **actions("assignment_id", "$response.body#/support/id"),
     },
-    ("patch", REFERRAL, "200"): {
-        "GetReferral": ("get", REFERRAL, {"referral_id": "$response.body#/id"})
-    },
-    ("post", "/v1/units", "201"): _unit("$response.body#/id"),
-    ("patch", UNIT, "200"): _unit("$response.body#/id"),
-    ("get", "/v1/offers", "200"): _offer(FIRST),
+    ("patch", REFERRAL, "200"): actions("referral_id", ID),
+    ("post", "/v1/units", "201"): actions("unit_id", ID),
+    ("patch", UNIT, "200"): actions("unit_id", ID),
+    ("get", "/v1/offers", "200"): actions("offer_id", FIRST),
     ("get", OFFER, "200"): {
-        "GetReferral": ("get", REFERRAL, {"referral_id": "$response.body#/referral_id"}),
-        "GetUnit": ("get", UNIT, {"unit_id": "$response.body#/unit_id"}),
+        **actions("referral_id", "$response.body#/referral_id"),
+        **actions("unit_id", "$response.body#/unit_id"),
     },
-    ("post", f"{OFFER}/move-in", "200"): _tenancy("$response.body#/id"),
-    ("get", "/v1/tenancies", "200"): _tenancy(FIRST),
+    ("post", f"{OFFER}/accept", "200"): actions("offer_id", ID),
+    ("post", f"{OFFER}/move-in", "200"): actions("tenancy_id", ID),
+    ("get", "/v1/tenancies", "200"): actions("tenancy_id", FIRST),
     ("post", f"{TENANCY}/absences", "201"): {
         "EndAbsence": (
             "post",
             f"{TENANCY}/absences/{{absence_id}}/end",
-            {"tenancy_id": "$request.path.tenancy_id", "absence_id": "$response.body#/id"},
+            {"tenancy_id": "$request.path.tenancy_id", "absence_id": ID},
         )
     },
-    ("get", "/v1/support-assignments", "200"): _assignment(FIRST),
-    ("post", "/v1/webhook-endpoints", "201"): _endpoint("$response.body#/id"),
-    ("get", "/v1/webhook-endpoints", "200"): _endpoint(FIRST),
-    ("get", "/v1/deliveries", "200"): _delivery(FIRST),
+    ("get", "/v1/support-assignments", "200"): actions("assignment_id", FIRST),
+    ("post", "/v1/webhook-endpoints", "201"): actions("endpoint_id", ID),
+    ("get", "/v1/webhook-endpoints", "200"): actions("endpoint_id", FIRST),
+    ("get", "/v1/deliveries", "200"): actions("delivery_id", FIRST),
 }
 
 
@@ -188,15 +170,15 @@ def complete(document: Document) -> Document:
     for path, item in document["paths"].items():
         for method, operation in item.items():
             responses = operation.setdefault("responses", {})
-            for status in error_statuses(path, method, operation):
-                response = responses.setdefault(str(status), {})
-                response["description"] = response.get("description") or TITLES[status]
-                response["content"] = problem
+            for code in error_statuses(path, method, operation):
+                responses.setdefault(str(code), {"description": TITLES[code]})
             for parameter in operation.get("parameters", []):
                 parameter["schema"] = PARAMETERS.get(parameter["name"], parameter["schema"])
                 if parameter["name"] == IDEMPOTENCY_KEY:  # API.md: required; missing answers 400
                     parameter["required"] = True
             for status, response in responses.items():
+                if status.startswith(("4", "5")):
+                    response["content"] = problem
                 targets = LINKS.get((method, path, status), {})
                 links = {
                     name: {"operationId": operation_ids[target], "parameters": parameters}
