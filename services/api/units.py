@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import AnyCaller, Db, ProviderCaller
 from services.api.errors import Problem
+from services.api.pagination import encode_cursor, page, split_page
 from services.api.publishing import commit
 from services.api.regions import check_region
-from services.api.schemas.unit import UnitCreate, UnitOut, UnitUpdate
-from services.api.scope import get_visible
+from services.api.schemas.unit import UnitCreate, UnitOut, UnitPage, UnitUpdate
+from services.api.scope import get_visible, visible_to
 from shared.domain import offers as offer_rules
 from shared.domain.events import Topic
 from shared.domain.lifecycle import LIVE_OFFER_STATUSES
@@ -88,6 +91,25 @@ async def create_unit(
         emit(session, Topic.unit_available, region=unit.region, payload={"unit_id": unit.id})
     await commit(session, request, background)
     return unit_out(unit)
+
+
+@router.get("", response_model=UnitPage)
+async def list_units(
+    session: Db,
+    caller: AnyCaller,
+    status: UnitStatus | None = None,
+    changed_since: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> UnitPage:
+    """The caller's own units, oldest change first, paginated."""
+    query = select(Unit).where(visible_to(caller, Unit))
+    if status is not None:
+        query = query.where(Unit.status == status)
+    paged = page(query, Unit, changed_since=changed_since, cursor=cursor, limit=limit)
+    items, next_cursor = split_page(list(await session.scalars(paged)), limit)
+    last = encode_cursor(items[-1].updated_at, items[-1].id) if items else changed_since or cursor
+    return UnitPage(items=[unit_out(u) for u in items], next_cursor=next_cursor, cursor=last)
 
 
 @router.get("/{unit_id}", response_model=UnitOut)

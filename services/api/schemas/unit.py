@@ -67,3 +67,9 @@ class UnitOut(BaseModel):
     available_since: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class UnitPage(BaseModel):
+    items: list[UnitOut]
+    next_cursor: str | None
+    cursor: str | None

@@ -38,3 +38,20 @@ def test_etag_304_and_changes_since_a_cursor(stack: Stack) -> None:
         "accepted"
     ]
     assert stack.client.get("/v1/availability", headers=outreach).status_code == 403
+
+
+def test_units_list_own_with_status_and_cursor(stack: Stack) -> None:
+    provider = stack.key(Role.housing_provider)
+    first = stack.post_unit(provider)
+    second = stack.post_unit(provider, status="offline")
+    stack.post_unit(stack.key(Role.housing_provider))
+    listed = stack.client.get("/v1/units?limit=1", headers=provider).json()
+    assert [u["id"] for u in listed["items"]] == [first["id"]]
+    rest = stack.client.get(f"/v1/units?cursor={listed['next_cursor']}", headers=provider).json()
+    assert [u["id"] for u in rest["items"]] == [second["id"]]
+    offline = stack.client.get("/v1/units?status=offline", headers=provider).json()["items"]
+    assert [u["id"] for u in offline] == [second["id"]]
+    since = rest["cursor"]
+    stack.client.patch(f"/v1/units/{first['id']}", json={"bedrooms": 2}, headers=provider)
+    changed = stack.client.get(f"/v1/units?changed_since={since}", headers=provider).json()["items"]
+    assert [u["id"] for u in changed] == [first["id"]]
