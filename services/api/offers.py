@@ -69,30 +69,11 @@ async def get_offer(offer_id: str, session: Db, caller: AnyCaller) -> OfferOut:
 
 async def locked_parts(session: Db, offer: Offer) -> tuple[Unit, Referral, Offer]:
     """Lock unit, then person, then offer (the order rounds use), re-reading each."""
-    unit = (
-        await session.execute(
-            select(Unit)
-            .where(Unit.id == offer.unit_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one()
-    referral = (
-        await session.execute(
-            select(Referral)
-            .where(Referral.id == offer.referral_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one()
-    fresh = (
-        await session.execute(
-            select(Offer)
-            .where(Offer.id == offer.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one()
+    unit = await session.get_one(Unit, offer.unit_id, with_for_update=True, populate_existing=True)
+    referral = await session.get_one(
+        Referral, offer.referral_id, with_for_update=True, populate_existing=True
+    )
+    fresh = await session.get_one(Offer, offer.id, with_for_update=True, populate_existing=True)
     return unit, referral, fresh
 
 
