@@ -53,23 +53,15 @@ schemathesis.openapi.format(
     "date", st.dates(date(1900, 1, 1), datetime.now(UTC).date()).map(date.isoformat)
 )
 
-# Found by this test in code another change owns; each is reported, and goes when it is fixed.
-KNOWN_ISSUES = {
-    # AnyHttpUrl adds a "/" before max_length=2000 is checked (a 2000-character URL is refused),
-    # and PATCH documents url, events and enabled as nullable but answers null with 422.
-    "POST /v1/webhook-endpoints": [schemathesis.checks.positive_data_acceptance],
-    "PATCH /v1/webhook-endpoints/{endpoint_id}": [schemathesis.checks.positive_data_acceptance],
-}
 KEPT_TABLES = {"organizations", "api_keys"}
 
 
 def excluded_checks(case: Any) -> list[Any]:
-    """Known issues, and `use_after_free` on a referral: its DELETE erases the person's details
-    and the de-identified referral stays readable (API.md), so it is not a deletion."""
-    checks = list(KNOWN_ISSUES.get(case.operation.label, []))
+    """`use_after_free` on a referral: its DELETE erases the person's details and the
+    de-identified referral stays readable (API.md), so it is not a deletion."""
     if case.operation.path.startswith("/v1/referrals/{referral_id}"):
-        checks.append(schemathesis.checks.use_after_free)
-    return checks
+        return [schemathesis.checks.use_after_free]
+    return []
 
 
 def fresh_idempotency_key(case: Any) -> None:

@@ -5,14 +5,61 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    UrlConstraints,
+    field_validator,
+)
+from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from services.api.schemas.common import Page, Strict
 from shared.domain.events import WEBHOOK_TOPICS
 
 WebhookTopic = Annotated[str, Field(json_schema_extra={"enum": sorted(WEBHOOK_TOPICS)})]
 EventList = Annotated[list[WebhookTopic], Field(min_length=1, max_length=len(WEBHOOK_TOPICS))]
-WebhookUrl = Annotated[AnyHttpUrl, Field(max_length=2000)]
+
+# The longest URL the document allows, and the webhook_endpoints.url column.
+URL_LENGTH = 2000
+
+
+def _url_length(value: object) -> object:
+    """The length of the URL as sent: parsing adds to it (percent-encoding, punycode)."""
+    if isinstance(value, str) and len(value) > URL_LENGTH:
+        raise PydanticCustomError(
+            "string_too_long",
+            "String should have at most {max_length} characters",
+            {"max_length": URL_LENGTH},
+        )
+    return value
+
+
+def _fits_column(url: AnyHttpUrl) -> AnyHttpUrl:
+    """The parsed URL is what is stored and sent to; chiefly characters a URI may not hold (a
+    space, non-ASCII) make it longer than the URL as sent, and so past the column."""
+    if len(str(url)) > URL_LENGTH:
+        raise PydanticCustomError(
+            "url_too_long",
+            "URL should have at most {max_length} characters once normalised",
+            {"max_length": URL_LENGTH},
+        )
+    return url
+
+
+# An http(s) URL of at most URL_LENGTH characters as sent; an empty path stays empty (no "/"
+# is added), so a URI within the limit stays within it once parsed.
+WebhookUrl = Annotated[
+    AnyHttpUrl,
+    UrlConstraints(preserve_empty_path=True),
+    BeforeValidator(_url_length),
+    AfterValidator(_fits_column),
+    WithJsonSchema({"type": "string", "format": "uri", "minLength": 1, "maxLength": URL_LENGTH}),
+]
 
 
 def known_events(events: list[str] | None) -> list[str] | None:
@@ -33,9 +80,11 @@ class WebhookEndpointCreate(Strict):
 
 
 class WebhookEndpointUpdate(Strict):
-    url: WebhookUrl | None = None
-    events: EventList | None = None
-    enabled: bool | None = None
+    """Only the fields sent change; none of them may be null (refused with 422)."""
+
+    url: WebhookUrl | SkipJsonSchema[None] = None
+    events: EventList | SkipJsonSchema[None] = None
+    enabled: StrictBool | SkipJsonSchema[None] = None
 
     _events = field_validator("events")(known_events)
 

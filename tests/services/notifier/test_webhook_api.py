@@ -63,6 +63,38 @@ def test_bad_endpoint_bodies_are_refused(stack: Stack) -> None:
         assert stack.client.patch(path, json=change, headers=hook.headers).status_code == 422
 
 
+def test_webhook_endpoint_bodies_agree_with_the_document(stack: Stack) -> None:
+    """A URL of up to 2000 characters (maxLength) is kept as sent, even with no path; a PATCH
+    field is never null and `enabled` is a JSON boolean, as the document says."""
+    headers = stack.key(Role.support_provider)
+    longest = "http://" + "a" * 1989 + ".org"  # 2000 characters, no "/" after the host
+    created = stack.client.post(
+        "/v1/webhook-endpoints",
+        json={"url": longest, "events": ["support.assigned"]},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["url"] == longest
+    too_long = stack.client.post(
+        "/v1/webhook-endpoints",
+        json={"url": longest + "/", "events": ["support.assigned"]},
+        headers=headers,
+    )
+    assert too_long.status_code == 422
+    assert too_long.headers["content-type"] == "application/problem+json"
+    path = f"/v1/webhook-endpoints/{created.json()['id']}"
+    for change in ({"enabled": None}, {"url": None}, {"events": None}, {"enabled": "yes"}):
+        answer = stack.client.patch(path, json=change, headers=headers)
+        assert answer.status_code == 422, change
+        assert answer.headers["content-type"] == "application/problem+json"
+    unchanged = stack.client.get(path, headers=headers).json()
+    assert (unchanged["url"], unchanged["enabled"]) == (longest, True)
+    schema = stack.client.get("/openapi.json").json()["components"]["schemas"]
+    update = schema["WebhookEndpointUpdate"]["properties"]
+    assert "anyOf" not in update["url"] and update["url"]["maxLength"] == 2000
+    assert update["enabled"]["type"] == "boolean" and "anyOf" not in update["events"]
+
+
 def test_other_organizations_get_404_for_endpoints_and_deliveries(stack: Stack) -> None:
     hook = make_hook(stack, "https://hooks.example.org/in")
     delivery_id = hook.delivery()
