@@ -4,12 +4,13 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 VENV := .venv
 PG_BINDIR := $(shell ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: help run test lint types pytest bench install uv system-deps clean
+.PHONY: help run test lint types pytest bench faults install uv system-deps clean
 
 help:
 	@echo "make run    - install, then start API, matcher, notifier and beat (embedded default)"
 	@echo "make test   - install, then lint, types, migrations check and the whole test suite"
 	@echo "make bench  - benchmarks, each beside a baseline measured in the same run"
+	@echo "make faults - the full fault-injection run (10,000 referrals; under 20 minutes)"
 
 uv:
 	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv \
@@ -41,6 +42,11 @@ pytest: install system-deps
 	$(UV) run --frozen pytest -p no:cacheprovider
 
 test: lint types pytest
+
+# The full fault-injection run (`make test` runs its short version): real PostgreSQL, Redis, API,
+# workers and beat on loopback, broken on purpose under load; prints the summary table.
+faults: install system-deps
+	HOUSINGFIRST_FAULTS=full $(UV) run --frozen pytest -p no:cacheprovider -s tests/faults
 
 # Benchmarks beside their baselines (PostgreSQL and Redis started on loopback, free ports).
 bench: install system-deps

@@ -86,8 +86,9 @@ def beat() -> None:
     from shared.config import get_settings
     from shared.queue import celery_app
 
-    logs.configure("beat", get_settings().log_level)
-
+    settings = get_settings()
+    logs.configure("beat", settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
     celery_app.start(["beat", "--loglevel=WARNING"])
 
 
@@ -135,6 +136,10 @@ def keys_revoke(
     typer.echo("revoked", err=True)
 
 
+CRASH_LOOP_EXITS = 5  # exits of one process within CRASH_LOOP_SECONDS before `up` gives up
+CRASH_LOOP_SECONDS = 60
+
+
 @app.command()
 def up(
     port: Annotated[int, typer.Option(help="API port.")] = 8000,
@@ -174,11 +179,26 @@ def up(
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     exit_code = 0
+    exits: dict[str, list[float]] = {name: [] for name in processes}
     while not stopping:
-        for name, process in processes.items():
-            if process.poll() is not None:
-                say(f"housingfirst: {name} exited with {process.returncode}; stopping", err=True)
+        for name, process in list(processes.items()):
+            if process.poll() is None or stopping:
+                continue
+            # Started again, as a process supervisor would (a worker exits when its broker
+            # connection breaks in some ways); one that keeps failing stops everything.
+            now = time.monotonic()
+            exits[name] = [t for t in exits[name] if now - t < CRASH_LOOP_SECONDS] + [now]
+            if len(exits[name]) > CRASH_LOOP_EXITS:
+                say(
+                    f"housingfirst: {name} keeps exiting ({process.returncode}); stopping", err=True
+                )
                 stopping, exit_code = True, 1
+                break
+            say(
+                f"housingfirst: {name} exited with {process.returncode}; starting it again",
+                err=True,
+            )
+            processes[name] = subprocess.Popen(children[name])
         time.sleep(0.2)
     for process in processes.values():
         if process.poll() is None:

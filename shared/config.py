@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=1200, ge=1)
     max_body_bytes: int = Field(default=65_536, ge=1024)
     relay_after_seconds: float = Field(default=5, ge=0)
+    # Published but not finished by every consumer after this long: the message was lost (the
+    # broker lost its data, or a worker died and its message is gone); publish it again. Longer
+    # than the Redis visibility timeout, after which the broker itself redelivers.
+    relay_unfinished_after_seconds: float = Field(default=180, ge=1)
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> "Settings":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -63,6 +65,20 @@ def _prepare_sqlite(sync_engine: Engine, url: URL) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# Every sync engine of this process. A forked child (a Celery pool process, started again after
+# one dies) must never use a connection its parent holds: two processes on one socket corrupt
+# each other's transactions ("connection in transaction status INTRANS").
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_parent_connections() -> None:
+    for engine in list(_engines):
+        engine.dispose(close=False)  # the parent keeps its connections; the child opens its own
+
+
+os.register_at_fork(after_in_child=_forget_parent_connections)
+
+
 def make_engine(url: str, **options: Any) -> Engine:
     """A sync engine for workers and tools."""
     target = driver_url(url, asynchronous=False)
@@ -70,9 +86,11 @@ def make_engine(url: str, **options: Any) -> Engine:
     if target.get_backend_name() == "sqlite":
         engine = create_engine(target, connect_args={"timeout": 30}, **options)
         _prepare_sqlite(engine, target)
-        return engine
-    options.setdefault("pool_pre_ping", True)
-    return create_engine(target, **options)
+    else:
+        options.setdefault("pool_pre_ping", True)
+        engine = create_engine(target, **options)
+    _engines.add(engine)
+    return engine
 
 
 def make_async_engine(url: str, **options: Any) -> AsyncEngine:

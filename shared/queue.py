@@ -63,7 +63,9 @@ def _use_fast_embedded_polling() -> None:
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app for the configured broker, with the routes and reliability options."""
-    app = Celery("housingfirst", broker=settings.broker_url)
+    app = Celery(
+        "housingfirst", broker=settings.broker_url, task_cls="shared.redelivery:BoundedTask"
+    )
     transport_options: dict[str, Any] = {}
     if settings.broker_url.startswith("sqla+"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)

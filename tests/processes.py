@@ -100,3 +100,20 @@ def wait_ready(base_url: str, timeout: float = 180) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"{base_url} never became ready")
+
+
+def descendants(pid: int) -> list[int]:
+    """The process and everything it started (a Celery worker's pool), children first."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += parents.get(current, [])
+    return found[::-1]

@@ -106,6 +106,18 @@ def pg_bindir() -> Path:
 class PostgresServer(Server):
     bindir: Path = field(default_factory=pg_bindir)
     cleanup_dir: Path | None = None
+    options: str = ""
+
+    def halt(self, mode: str = "immediate") -> None:
+        """Stop the server as a crash would (`immediate`: no checkpoint, backends killed)."""
+        stop = [str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode, "-w"]
+        _pg_run(stop, self.data_dir.parent)
+        if not _wait_gone(self.pid, 30):
+            _kill(self.pid, 10)
+
+    def resume(self) -> None:
+        """Start it again on the same port and data (crash recovery replays the WAL)."""
+        self.pid = _pg_start(self.bindir, self.data_dir, self.options)
 
     def stop(self, timeout: float = 30.0) -> None:
         stop = [str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast"]
@@ -116,8 +128,20 @@ class PostgresServer(Server):
             shutil.rmtree(self.cleanup_dir, ignore_errors=True)
 
 
-def start_postgres(base_dir: Path) -> PostgresServer:
-    """initdb a fresh trust-auth cluster, start it on a free port, create ``housingfirst``."""
+def _pg_start(bindir: Path, data: Path, opts: str) -> int:
+    log = data.parent / "postgres.log"
+    start = [str(bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(data), "-l", str(log)]
+    done = _pg_run([*start, "-o", opts], data.parent)
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise RuntimeError(f"pg_ctl start failed:\n{done.stdout}\n{done.stderr}\n{tail}")
+    return int((data / "postmaster.pid").read_text().split()[0])
+
+
+def start_postgres(base_dir: Path, *, durable: bool = False) -> PostgresServer:
+    """initdb a fresh trust-auth cluster, start it on a free port, create ``housingfirst``.
+    `durable`: a commit is in the WAL before it is acknowledged (synchronous_commit on), so a
+    crash of the server loses nothing acknowledged; fsync stays off (the machine does not crash)."""
     bindir = pg_bindir()
     root, cleanup = base_dir / "pg", None
     # The postgres user must reach the directory, and the socket path must stay short (< 108).
@@ -128,23 +152,21 @@ def start_postgres(base_dir: Path) -> PostgresServer:
     if AS_ROOT:
         pw = pwd.getpwnam("postgres")
         os.chown(root, pw.pw_uid, pw.pw_gid)
-    data, log, port = root / "data", root / "postgres.log", free_port()
+    data, port = root / "data", free_port()
     init = [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
     done = _pg_run([*init, "-E", "UTF8", "--locale=C", "--no-sync"], root)
     if done.returncode != 0:
         raise RuntimeError(f"initdb failed:\n{done.stdout}\n{done.stderr}")
+    commit = "on" if durable else "off"
     opts = (
-        f"-h {HOST} -p {port} -k {shlex.quote(str(root))} -c fsync=off -c synchronous_commit=off"
-        " -c full_page_writes=off -c max_connections=300"
+        f"-h {HOST} -p {port} -k {shlex.quote(str(root))} -c fsync=off"
+        f" -c synchronous_commit={commit} -c full_page_writes=off -c max_connections=300"
     )
-    start = [str(bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(data), "-l", str(log)]
-    done = _pg_run([*start, "-o", opts], root)
-    if done.returncode != 0:
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        raise RuntimeError(f"pg_ctl start failed:\n{done.stdout}\n{done.stderr}\n{tail}")
-    pid = int((data / "postmaster.pid").read_text().split()[0])
+    pid = _pg_start(bindir, data, opts)
     admin = f"postgresql://postgres@{HOST}:{port}/postgres"
-    server = PostgresServer(admin, pid, port, data, bindir=bindir, cleanup_dir=cleanup)
+    server = PostgresServer(
+        admin, pid, port, data, bindir=bindir, cleanup_dir=cleanup, options=opts
+    )
     try:
         server.url = create_database(admin, "housingfirst")
     except Exception:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as database
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -17,6 +18,15 @@ from shared.domain.vocabulary import HOUSING_FIRST_RULE, is_readiness_term
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# The database cannot be reached or went away mid-request: nothing is promised, so the client
+# retries (with the same Idempotency-Key, which makes a commit that did happen answer again).
+DATABASE_UNAVAILABLE = (
+    database.OperationalError,
+    database.InterfaceError,
+    database.DisconnectionError,
+    database.TimeoutError,
+)
+RETRY_AFTER_SECONDS = 2
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 TITLES = {
     400: "Bad request",
@@ -126,6 +136,18 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers = {**(headers or {}), "Allow": allowed_methods(request)}
         return problem_response(exc.status_code, detail, headers=headers)
+
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return problem_response(
+            503,
+            "The database is unavailable right now; retry shortly (a referral with the same"
+            " Idempotency-Key, so it is recorded once).",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for error in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(error, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

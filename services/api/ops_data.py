@@ -20,6 +20,7 @@ from shared.models import (
     OutboxEvent,
     Referral,
     SupportAssignment,
+    TaskRun,
     WorkerHeartbeat,
     utcnow,
 )
@@ -27,6 +28,7 @@ from shared.queue import Queue, celery_app
 
 WORKER_STALE_AFTER = timedelta(seconds=35)
 ROUNDS_WINDOW = timedelta(minutes=10)
+DEAD_TASKS_SHOWN = 20
 
 
 def _oldest_age(channel: Any, queue: str) -> float | None:
@@ -117,6 +119,24 @@ async def report(session: AsyncSession) -> dict[str, Any]:
         .select_from(SupportAssignment)
         .where(SupportAssignment.status == AssignmentStatus.pending_capacity)
     )
+    dead_tasks = [
+        {
+            "task": run.task_name,
+            "arguments": run.arguments,  # ids only
+            "starts": run.starts,
+            "cause": run.cause,
+            "dead_at": run.dead_at.isoformat() if run.dead_at else None,
+        }
+        for run in await session.scalars(
+            select(TaskRun)
+            .where(TaskRun.dead_at.is_not(None))
+            .order_by(TaskRun.dead_at.desc())
+            .limit(DEAD_TASKS_SHOWN)
+        )
+    ]
+    tasks_dead = await session.scalar(
+        select(func.count()).select_from(TaskRun).where(TaskRun.dead_at.is_not(None))
+    )
     return {
         "queues": queues,
         "broker_error": broker_error,
@@ -129,6 +149,8 @@ async def report(session: AsyncSession) -> dict[str, Any]:
         "deliveries_delivered": deliveries.get("delivered", 0),
         "support_pending_capacity": waiting_support or 0,
         "match_rounds": rounds,
+        "tasks_dead": tasks_dead or 0,
+        "dead_tasks": dead_tasks,
     }
 
 

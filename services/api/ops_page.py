@@ -134,6 +134,7 @@ async def ops_page(request: Request, session: Db) -> Response:
         ["deliveries pending", figures["deliveries_pending"]],
         ["deliveries failing (will retry)", figures["deliveries_failing"]],
         ["deliveries dead", figures["deliveries_dead"]],
+        ["tasks dead (their worker died each time)", figures["tasks_dead"]],
         ["support waiting for capacity", figures["support_pending_capacity"]],
     ]
     rounds = [

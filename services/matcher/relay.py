@@ -13,7 +13,6 @@ from shared.models import EventConsumption, OutboxEvent
 from shared.outbox import EventRef, send
 
 BATCH = 500
-UNFINISHED_AFTER = timedelta(minutes=3)
 
 
 def claim(session: Session, query: object) -> list[OutboxEvent]:
@@ -38,7 +37,9 @@ def relay_unpublished(session: Session, *, now: datetime, older_than: timedelta)
     return len(sent)
 
 
-def relay_unfinished(session: Session, *, now: datetime) -> int:
+def relay_unfinished(
+    session: Session, *, now: datetime, older_than: timedelta = timedelta(minutes=3)
+) -> int:
     """Re-send to consumers that never recorded an event (message lost, worker killed)."""
     events = claim(
         session,
@@ -46,7 +47,7 @@ def relay_unfinished(session: Session, *, now: datetime) -> int:
         .where(
             OutboxEvent.processed_at.is_(None),
             OutboxEvent.published_at.is_not(None),
-            OutboxEvent.published_at < now - UNFINISHED_AFTER,
+            OutboxEvent.published_at < now - older_than,
         )
         .order_by(OutboxEvent.created_at),
     )

@@ -16,6 +16,7 @@ from shared.consumption import already_consumed, record_consumption
 from shared.domain.events import Consumer
 from shared.models import OutboxEvent, RegionMatching, utcnow
 from shared.queue import TaskName, celery_app
+from shared.redelivery import forget_stale
 from shared.worker import in_transaction
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,9 @@ def expire_offers() -> None:
 @celery_app.task(name=TaskName.relay_outbox)
 def relay_outbox() -> None:
     """Re-publish events left unpublished, or unfinished by a consumer."""
-    older_than = timedelta(seconds=get_settings().relay_after_seconds)
-    in_transaction(relay_unpublished, now=utcnow(), older_than=older_than)
-    in_transaction(relay_unfinished, now=utcnow())
+    settings = get_settings()
+    unpublished = timedelta(seconds=settings.relay_after_seconds)
+    unfinished = timedelta(seconds=settings.relay_unfinished_after_seconds)
+    in_transaction(relay_unpublished, now=utcnow(), older_than=unpublished)
+    in_transaction(relay_unfinished, now=utcnow(), older_than=unfinished)
+    in_transaction(forget_stale, now=utcnow())

@@ -5,7 +5,7 @@ from shared.models.base import Base, new_id, utcnow
 from shared.models.idempotency import IdempotencyKey
 from shared.models.matching import MatchRound, RegionMatching
 from shared.models.offer import Offer
-from shared.models.ops import WorkerHeartbeat
+from shared.models.ops import TaskRun, WorkerHeartbeat
 from shared.models.organization import ApiKey, Organization
 from shared.models.outbox import EventConsumption, OutboxEvent
 from shared.models.referral import Referral
@@ -31,6 +31,7 @@ __all__ = [
     "RegionMatching",
     "SupportAssignment",
     "SupportTeam",
+    "TaskRun",
     "Tenancy",
     "Unit",
     "WebhookEndpoint",

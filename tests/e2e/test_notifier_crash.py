@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from httpserver import Received, webhook_receiver
-from processes import Processes, environment, processes, wait_ready
+from processes import Processes, descendants, environment, processes, wait_ready
 from servers import free_port
 from services.keys import create_key
 from shared.db import make_engine
@@ -33,23 +33,6 @@ from support import referral_body, unit_body
 PEOPLE = 60  # 60 offer.created to the provider, 60 support.assigned to the team
 ANSWERED_BEFORE_KILL = 30
 NOTIFIER = ["worker", "--queues", "notifications", "--concurrency", "2"]
-
-
-def descendants(pid: int) -> list[int]:
-    """The process and everything it started (its Celery pool), children first."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo += parents.get(current, [])
-    return found[::-1]
 
 
 def kill_tree(group: Processes, name: str) -> None:

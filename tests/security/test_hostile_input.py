@@ -101,6 +101,23 @@ def test_a_bug_is_a_500_problem_without_a_stack_trace(tmp_path: Path, sqlite_url
     assert "secret" not in response.text and "Traceback" not in response.text
 
 
+def test_a_database_that_is_down_answers_503_with_retry_after(tmp_path: Path) -> None:
+    """Nothing is promised while the database is unreachable: 503, never a 2xx or a 500."""
+    from servers import free_port
+
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/housingfirst"
+    app = create_app(Settings(database_url=closed, data_dir=tmp_path))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post(
+            "/v1/referrals",
+            json=referral_body(),
+            headers={"Authorization": "Bearer hf_k1_x", "Idempotency-Key": "k-1"},
+        )
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert int(response.headers["retry-after"]) >= 1
+
+
 def test_rate_limit_per_key_answers_429_with_retry_after(tmp_path: Path, sqlite_url: str) -> None:
     app = create_app(Settings(database_url=sqlite_url, data_dir=tmp_path, rate_limit_per_minute=5))
     with TestClient(app) as client:

@@ -1,0 +1,104 @@
+"""Bounded redelivery: work that keeps killing its worker is run a few times, then recorded dead.
+
+With `acks_late` and `reject_on_worker_lost`, a task whose worker process dies (SIGKILL, a crash,
+out of memory) goes back to the queue and runs again, which is what a lost worker needs; but
+work that itself kills the worker would then do so for ever. So each start of a task with
+arguments is counted in the database, in its own transaction, before the work runs, and the
+count is cleared when the work returns (or raises: an exception is not a lost worker). A count
+past MAX_STARTS means the worker died every time: the work is marked dead with its cause, shown
+in /v1/ops/queues, and skipped when delivered again. Beat's sweeps take no arguments and are not
+counted: a new one comes every few seconds, and stopping them would stop the service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import Task
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from shared.models import TaskRun, utcnow
+from shared.worker import in_transaction
+
+log = logging.getLogger(__name__)
+
+MAX_STARTS = 5  # starts without a finish (each one a worker lost mid-task) before it is dead
+FORGET_AFTER = timedelta(days=1)  # a lone unfinished start whose message is gone (broker lost)
+
+
+def task_key(name: str, arguments: list[Any]) -> str:
+    """The same work has the same key, on every redelivery and every relay re-publish."""
+    text = json.dumps([name, arguments], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def note_start(
+    session: Session, *, key: str, name: str, arguments: list[Any], now: datetime
+) -> str | None:
+    """Count one start of the work; the cause if it is dead (then it must not run)."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(TaskRun).values(
+        key=key,
+        task_name=name,
+        arguments=arguments,
+        starts=1,
+        first_started_at=now,
+        last_started_at=now,
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[TaskRun.key],
+            set_={"starts": TaskRun.starts + 1, "last_started_at": now},
+        )
+    )
+    run = session.scalars(select(TaskRun).where(TaskRun.key == key)).one()
+    if run.dead_at is None and run.starts > MAX_STARTS:
+        run.dead_at = now
+        run.cause = (
+            f"its worker process died {run.starts - 1} times while running it (killed, crashed"
+            " or out of memory); not run again"
+        )
+        log.error("task is dead after repeated worker loss", extra={"task": name, "key": key})
+    return run.cause if run.dead_at is not None else None
+
+
+def note_finish(session: Session, *, key: str) -> None:
+    """The work returned: forget its starts (a dead record stays for operations)."""
+    session.execute(delete(TaskRun).where(TaskRun.key == key, TaskRun.dead_at.is_(None)))
+
+
+def forget_stale(session: Session, *, now: datetime) -> int:
+    """Drop counts whose message will never come back (the broker lost it); dead ones stay."""
+    result = session.execute(
+        delete(TaskRun).where(
+            TaskRun.dead_at.is_(None), TaskRun.last_started_at < now - FORGET_AFTER
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+class BoundedTask(Task[Any, Any]):
+    """The app's task class: counts the starts of work with arguments (see the module)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.request.called_directly or not args:
+            return super().__call__(*args, **kwargs)
+        arguments = [*args, kwargs] if kwargs else list(args)
+        key = task_key(self.name, arguments)
+        cause = in_transaction(
+            note_start, key=key, name=self.name, arguments=arguments, now=utcnow()
+        )
+        if cause is not None:
+            log.warning("skipping dead task", extra={"task": self.name, "key": key})
+            return None
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            in_transaction(note_finish, key=key)

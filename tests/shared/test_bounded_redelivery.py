@@ -1,0 +1,59 @@
+"""Bounded redelivery: work whose worker dies every time is run MAX_STARTS times, then dead."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.db import make_engine
+from shared.models import TaskRun, utcnow
+from shared.redelivery import MAX_STARTS, forget_stale, note_finish, note_start, task_key
+
+
+def start(session: Session, key: str, now: object = None) -> str | None:
+    cause = note_start(
+        session, key=key, name="matcher.handle_event", arguments=["evt_1"], now=now or utcnow()
+    )
+    session.commit()
+    return cause
+
+
+def test_work_that_kills_its_worker_every_time_is_dead_after_the_limit(database_url: str) -> None:
+    engine = make_engine(database_url)
+    key = task_key("matcher.handle_event", ["evt_1"])
+    with Session(engine) as session:
+        # given a worker that died MAX_STARTS times running the same work
+        for _ in range(MAX_STARTS):
+            assert start(session, key) is None
+        # when it is delivered once more, then it is dead and must not run
+        cause = start(session, key)
+        assert cause is not None and f"died {MAX_STARTS} times" in cause
+        assert start(session, key) == cause  # and stays dead on later deliveries
+        # a finish does not clear a dead record: operations must see it
+        note_finish(session, key=key)
+        session.commit()
+        run = session.scalars(select(TaskRun)).one()
+        assert run.dead_at is not None and run.arguments == ["evt_1"]
+        assert run.task_name == "matcher.handle_event"
+    engine.dispose()
+
+
+def test_work_that_finishes_is_forgotten_and_its_count_starts_again(database_url: str) -> None:
+    engine = make_engine(database_url)
+    key, other = task_key("t", ["a"]), task_key("t", ["b"])
+    assert key != other and key == task_key("t", ["a"])
+    with Session(engine) as session:
+        for _ in range(MAX_STARTS):
+            assert start(session, key) is None
+            note_finish(session, key=key)  # each run returned: no worker was lost
+            session.commit()
+        assert session.scalars(select(TaskRun)).all() == []
+        # a start whose message the broker lost is forgotten after a day; a fresh one is kept
+        start(session, key, now=utcnow() - timedelta(days=2))
+        start(session, other)
+        assert forget_stale(session, now=utcnow()) == 1
+        session.commit()
+        assert [run.key for run in session.scalars(select(TaskRun))] == [other]
+    engine.dispose()
