@@ -115,7 +115,7 @@ class Clients:
 
     def answer_offers(self) -> None:
         """The person's answers: most accept, some decline (no penalty)."""
-        answer = self.call("GET", "/v1/offers", "outreach", params={"status": "open", "limit": 50})
+        answer = self.call("GET", "/v1/offers", "outreach", params={"status": "open", "limit": 20})
         if answer is None or answer.status_code != 200:
             return
         for offer in answer.json()["items"]:
@@ -141,7 +141,7 @@ class Clients:
 
     def move_in(self) -> None:
         answer = self.call(
-            "GET", "/v1/offers", "provider", params={"status": "accepted", "limit": 50}
+            "GET", "/v1/offers", "provider", params={"status": "accepted", "limit": 20}
         )
         if answer is None or answer.status_code != 200:
             return
@@ -153,7 +153,7 @@ class Clients:
     def acknowledge(self) -> None:
         for kind in ("act", "icm", "floating"):
             answer = self.call(
-                "GET", "/v1/support-assignments", kind, params={"status": "assigned", "limit": 50}
+                "GET", "/v1/support-assignments", kind, params={"status": "assigned", "limit": 20}
             )
             if answer is None or answer.status_code != 200:
                 continue
@@ -165,17 +165,26 @@ class Load:
     """Referrals at a steady rate with homes and the other clients' actions beside them."""
 
     def __init__(
-        self, clients: Clients, *, referrals: int, seconds: float, first: int, urgent: bool = False
+        self,
+        clients: Clients,
+        *,
+        referrals: int,
+        seconds: float,
+        first: int,
+        urgent: bool = False,
+        actions_every: int = 10,
+        homes_every: int = 2,
     ) -> None:
         self.clients, self.referrals, self.seconds, self.first = clients, referrals, seconds, first
-        self.urgent = urgent
+        self.urgent, self.actions_every, self.homes_every = urgent, actions_every, homes_every
         self.pool = ThreadPoolExecutor(POSTERS + 1)
         self.futures: list[Any] = []
         self.stopping = threading.Event()
+        self.started = self.elapsed = 0.0
 
     def __enter__(self) -> Load:
         interval = self.seconds / max(self.referrals, 1)
-        started = time.monotonic()
+        started = self.started = time.monotonic()
 
         def pace() -> None:
             for n in range(self.referrals):
@@ -184,9 +193,9 @@ class Load:
                 self.futures.append(
                     self.pool.submit(self.clients.post_referral, number, urgent=self.urgent)
                 )
-                if n % 2 == 0:
+                if n % self.homes_every == 0:
                     self.futures.append(self.pool.submit(self.clients.add_home, number))
-                if n % 10 == 0:
+                if n % self.actions_every == 0:
                     for action in (
                         self.clients.answer_offers,
                         self.clients.move_in,
@@ -206,3 +215,4 @@ class Load:
         for future in list(self.futures):
             future.result()
         self.pool.shutdown()
+        self.elapsed = time.monotonic() - self.started  # longer than asked when the system lags

@@ -35,6 +35,8 @@ class Profile:
     child_kills: int  # per worker kind
     unfinished_after_seconds: int
     quiet_timeout: float
+    actions_every: int = 10  # referrals between rounds of the other clients' actions
+    homes_every: int = 2  # referrals per new home
 
 
 SHORT = Profile(
@@ -50,12 +52,14 @@ SHORT = Profile(
 FULL = Profile(
     name="full",
     referrals={"kills": 2500, "api": 1000, "postgres": 1500, "redis_down": 2000, "redis_lost": 1500, "receiver": 1500},
-    seconds={"kills": 150, "api": 60, "postgres": 90, "redis_down": 100, "redis_lost": 80, "receiver": 80},
+    seconds={"kills": 230, "api": 90, "postgres": 140, "redis_down": 190, "redis_lost": 80, "receiver": 140},
     redis_down_seconds=60,
     postgres_down_seconds=20,
     child_kills=8,
-    unfinished_after_seconds=30,
+    unfinished_after_seconds=20,
     quiet_timeout=420,
+    actions_every=25,
+    homes_every=4,
 )  # fmt: skip
 
 
@@ -67,6 +71,7 @@ class Run:
         self.rows: list[Row] = []
         self.simulated = timedelta(0)
         self.poisoned = False
+        self.current: Load
 
     def load(self, scenario: str, *, urgent: bool = False) -> Load:
         count = self.profile.referrals[scenario]
@@ -76,8 +81,11 @@ class Run:
             seconds=self.profile.seconds[scenario],
             first=self.next_number,
             urgent=urgent,
+            actions_every=self.profile.actions_every,
+            homes_every=self.profile.homes_every,
         )
         self.next_number += count
+        self.current = load
         return load
 
     def quiet(self, load: Load | None = None) -> float:
@@ -327,7 +335,8 @@ class Run:
         )
 
     def load_text(self, scenario: str, before: Counter[str]) -> str:
-        return f"{self.profile.referrals[scenario]} referrals in {self.profile.seconds[scenario]:.0f} s ({self.answers(before)})"
+        count, took = self.profile.referrals[scenario], self.current.elapsed
+        return f"{count} referrals in {took:.0f} s ({count / took:.1f}/s); answers: {self.answers(before)}"
 
     # --- the checks -------------------------------------------------------------------------------
     def check(self) -> None:
@@ -390,7 +399,7 @@ class Run:
         self.row(
             "after all scenarios",
             f"{self.next_number} referrals posted, {acknowledged} acknowledged (2xx); answers: {self.answers(Counter())}",
-            f"simulated time {self.simulated}; processes restarted by the supervisor: "
+            f"simulated time {str(self.simulated).split('.')[0]}; processes restarted by the supervisor: "
             f"{dict(self.stack.restarts) or 'none'}",
             f"2xx lost 0, stored twice 0, given up {len(clients.unanswered)}; statuses {dict(statuses)}; "
             f"0 units or persons with two live offers, nobody waiting fits an available unit; "

@@ -25,7 +25,7 @@ def summary(rows: list[tuple[str, str, str, str]], title: str) -> None:
     Console(width=200).print(table)
 
 
-@pytest.mark.timeout(1500 if PROFILE is FULL else 300)
+@pytest.mark.timeout(2700 if PROFILE is FULL else 300)
 def test_nothing_is_lost_when_things_break(tmp_path: Path) -> None:
     started = time.monotonic()
     stack = FaultStack(base=tmp_path, unfinished_after_seconds=PROFILE.unfinished_after_seconds)
