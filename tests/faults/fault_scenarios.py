@@ -196,20 +196,22 @@ class Run:
             time.sleep(self.profile.redis_down_seconds)
             back = utcnow()
             self.stack.redis_up(keep_data=True)
-            resumed = self.resumed_after(back)
+            resumed, drained = self.resumed_after(back)
         quiet = self.quiet(load)
         assert resumed <= 60, f"consumption resumed {resumed:.0f} s after Redis came back"
+        assert drained < 300, f"the outage backlog was not consumed {drained:.0f} s after"
         self.row(
             "Redis stopped and restarted (AOF)",
             self.load_text("redis_down", before),
             f"Redis down {self.profile.redis_down_seconds:.0f} s",
-            f"outage backlog consumed {resumed:.1f} s after Redis returned; quiet {quiet:.0f} s after",
+            f"consumption resumed {resumed:.1f} s after Redis returned, outage backlog consumed after {drained:.1f} s; quiet {quiet:.0f} s after",
         )
 
-    def resumed_after(self, back: Any) -> float:
-        """Seconds until every event created before `back` has been acted on by all consumers."""
-        started = time.monotonic()
-        while time.monotonic() - started < 120:
+    def resumed_after(self, back: Any) -> tuple[float, float]:
+        """Seconds until consumption resumed (the first event of the outage acted on by all its
+        consumers) and until the whole outage backlog was."""
+        started, resumed, first = time.monotonic(), None, None
+        while time.monotonic() - started < 300:
             left = self.stack.scalar(
                 select(func.count()).select_from(OutboxEvent).where(
                     OutboxEvent.processed_at.is_(None),
@@ -217,10 +219,13 @@ class Run:
                     func.coalesce(OutboxEvent.region, "") != POISON_REGION,
                 )
             )  # fmt: skip
+            first = left if first is None else first
+            if resumed is None and (left < first or not left):
+                resumed = time.monotonic() - started
             if not left:
-                return time.monotonic() - started
+                return resumed, time.monotonic() - started
             time.sleep(0.5)
-        return time.monotonic() - started
+        return resumed if resumed is not None else float("inf"), time.monotonic() - started
 
     def redis_lost(self) -> None:
         """Messages waiting in Redis when it loses its data: the workers are frozen while the
