@@ -17,13 +17,13 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.common import median, postgres, spread, table
+from bench.receiver import Answer
 from services.notifier import delivery as webhook
 from services.notifier.ledger import SENDING_PER_ENDPOINT
 from services.notifier.messages import Rows, compose
@@ -49,25 +49,6 @@ DELIVERIES = 3000
 TEAMS = 8
 RUNS = 3
 CONCURRENCY = TEAMS * SENDING_PER_ENDPOINT  # requests at once, for both contenders
-
-
-class Answer(asyncio.Protocol):
-    """Reads each request (keep-alive) and answers 204 at once."""
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport, self.buffer = transport, b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            length = 0
-            for line in self.buffer[:end].lower().split(b"\r\n"):
-                if line.startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if len(self.buffer) < end + 4 + length:
-                return
-            self.buffer = self.buffer[end + 4 + length :]
-            self.transport.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
 
 
 def serve(port: int) -> None:

@@ -12,14 +12,11 @@ from typing import Any
 import orjson
 
 
-class Record(asyncio.Protocol):
-    """Answers 204 to each request (keep-alive); writes `referral_id arrival` lines."""
-
-    def __init__(self, out: Any) -> None:
-        self.out, self.buffer = out, b""
+class Answer(asyncio.Protocol):
+    """Reads each request (keep-alive) and answers 204 at once; `received` sees each body."""
 
     def connection_made(self, transport: Any) -> None:
-        self.transport = transport
+        self.transport, self.buffer = transport, b""
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -32,12 +29,25 @@ class Record(asyncio.Protocol):
                 return
             body = self.buffer[end + 4 : end + 4 + length]
             self.buffer = self.buffer[end + 4 + length :]
-            arrived = time.time()
             self.transport.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
-            message = orjson.loads(body)
-            if message.get("type") == "support.assigned":
-                self.out.write(f"{message['data']['referral_id']} {arrived}\n")
-                self.out.flush()
+            self.received(body)
+
+    def received(self, body: bytes) -> None:
+        pass
+
+
+class Record(Answer):
+    """Writes `referral_id arrival` lines for each support.assigned."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    def received(self, body: bytes) -> None:
+        arrived = time.time()
+        message = orjson.loads(body)
+        if message.get("type") == "support.assigned":
+            self.out.write(f"{message['data']['referral_id']} {arrived}\n")
+            self.out.flush()
 
 
 def receive(port: int, path: str) -> None:
