@@ -41,13 +41,26 @@ def emit(
     session: Session | AsyncSession, topic: Topic, *, region: str | None, payload: dict[str, Any]
 ) -> OutboxEvent:
     """Add an event to the session's transaction and remember it for publishing after commit."""
-    event = new_event(topic, region=region, payload=payload)
-    event.request_id = logs.request_id.get()
+    event = OutboxEvent(**emit_row(session, topic, region=region, payload=payload))
     session.add(event)
-    session.info.setdefault(PENDING_EVENTS, []).append(
-        EventRef(event.id, event.topic, event.request_id)
-    )
     return event
+
+
+def emit_row(
+    session: Session | AsyncSession, topic: Topic, *, region: str | None, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """As `emit`, for a Core insert: the event as column values, remembered for publishing."""
+    ref = EventRef(new_id(), topic.value, logs.request_id.get())
+    session.info.setdefault(PENDING_EVENTS, []).append(ref)
+    return {
+        "id": ref.id,
+        "topic": ref.topic,
+        "region": region,
+        "request_id": ref.request_id,
+        "payload": payload,
+        "created_at": utcnow(),
+        "published_at": None,
+    }
 
 
 def take_pending(session: Session | AsyncSession) -> list[EventRef]:
@@ -62,22 +75,44 @@ def refs(events: Iterable[OutboxEvent]) -> list[EventRef]:
 
 
 def send(events: Sequence[EventRef], *, only: Consumer | None = None) -> list[str]:
-    """Send each event id to each of its consumers' queues; returns the ids sent everywhere."""
+    """Send each event id to each of its consumers' queues; returns the ids sent everywhere.
+    One producer and, on Redis, one pipelined round trip for the whole batch (kombu's
+    Producer.batch): a publish costs a fraction of a millisecond instead of one each."""
     sent: list[str] = []
-    for event in events:
-        try:
-            for consumer in consumers_of(event.topic):
-                if only is None or consumer is only:
-                    celery_app.send_task(
-                        CONSUMER_TASKS[consumer],
-                        args=[event.id],
-                        headers={"request_id": event.request_id, "sent_at": time.time()},
-                    )
-        except Exception:  # the relay re-publishes what could not be sent now
-            log.warning("publish failed; the relay will retry", extra={"event_id": event.id})
-            continue
-        sent.append(event.id)
+    try:
+        with celery_app.producer_or_acquire() as producer, producer.batch():
+            for event in events:
+                try:
+                    _send_one(event, only, producer)
+                except Exception:  # the relay re-publishes what could not be sent now
+                    log.warning("publish failed; relay will retry", extra={"event_id": event.id})
+                    continue
+                sent.append(event.id)
+    except Exception:  # the batch did not reach the broker: the relay re-publishes all of it
+        log.warning("publish failed; the relay will retry", extra={"events": len(events)})
+        return []
     return sent
+
+
+def _send_one(event: EventRef, only: Consumer | None, producer: Any) -> None:
+    for consumer in consumers_of(event.topic):
+        if only is None or consumer is only:
+            celery_app.send_task(
+                CONSUMER_TASKS[consumer],
+                args=[event.id],
+                headers={"request_id": event.request_id, "sent_at": time.time()},
+                producer=producer,
+            )
+
+
+def warm_up_publishing() -> None:
+    """Load the broker transport and its producer pool now, not on the first request (lazy
+    imports under a burst of requests would hold every one of them up)."""
+    try:
+        with celery_app.producer_or_acquire():
+            pass
+    except Exception:  # no broker yet: the first publish connects, the relay covers failures
+        log.warning("broker not reachable at startup; publishing will connect on first use")
 
 
 def mark_published(session: Session, event_ids: Sequence[str]) -> None:

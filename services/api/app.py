@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from services.api import (
@@ -27,8 +28,10 @@ from services.api import (
     webhooks,
 )
 from services.api.guards import Guards
+from services.api.publishing import Publisher
 from shared.config import Settings, get_settings
 from shared.db import make_async_engine, make_async_session_factory
+from shared.outbox import warm_up_publishing
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_async_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessions = make_async_session_factory(engine)
+        app.state.publisher = Publisher(app.state.sessions)
+        await anyio.to_thread.run_sync(warm_up_publishing)
         yield
         await engine.dispose()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.auth import Caller
 from services.api.deps import Db, require
 from shared.domain.vocabulary import Role
-from shared.models import AuditEvent, utcnow
+from shared.models import AuditEvent, new_id, utcnow
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -23,18 +23,27 @@ def record(
     session: AsyncSession, caller: Caller, action: str, object_type: str, object_ids: Iterable[str]
 ) -> None:
     """Add one audit event per object (committed with the request's transaction)."""
+    entries = audit_rows(caller, action, object_type, object_ids)
+    session.add_all(AuditEvent(**entry) for entry in entries)
+
+
+def audit_rows(
+    caller: Caller, action: str, object_type: str, object_ids: Iterable[str]
+) -> list[dict[str, Any]]:
+    """One audit event per object, as column values (for a Core insert)."""
     now = utcnow()
-    session.add_all(
-        AuditEvent(
-            key_id=caller.key_id,
-            organization_id=caller.organization_id,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            at=now,
-        )
+    return [
+        {
+            "id": new_id(),
+            "key_id": caller.key_id,
+            "organization_id": caller.organization_id,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "at": now,
+        }
         for object_id in object_ids
-    )
+    ]
 
 
 class AuditOut(BaseModel):

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from services.api import deliveries, reports
 from services.api.auth import Caller
-from services.api.deps import Db, get_caller
+from services.api.deps import Db, get_caller, session_factory
 from services.api.errors import Problem
 from services.api.ops_data import report
 from shared.domain.vocabulary import Role
@@ -69,14 +69,19 @@ def csrf_token(key: str) -> str:
     return hmac.new(key.encode(), b"ops-replay", hashlib.sha256).hexdigest()[:32]
 
 
+async def caller_of_key(request: Request, key: str) -> Caller:
+    """The caller behind a key from a cookie or a form (401 Problem if none)."""
+    async with session_factory(request)() as session:
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=key)
+        return await get_caller(session, credentials)
+
+
 async def signed_in(request: Request) -> tuple[Caller, str] | None:
     key = request.cookies.get(COOKIE)
     if not key:
         return None
     try:
-        caller = await get_caller(
-            request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=key)
-        )
+        caller = await caller_of_key(request, key)
     except Problem:
         return None
     return (caller, key) if caller.role in (Role.operations, Role.admin) else None
@@ -196,9 +201,7 @@ async def ops_page(request: Request, session: Db) -> Response:
 async def login(request: Request, key: Annotated[str, Form(max_length=200)]) -> Response:
     """Check the key and keep it in an HttpOnly cookie for this page only."""
     try:
-        caller = await get_caller(
-            request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=key)
-        )
+        caller = await caller_of_key(request, key)
     except Problem:
         caller = None
     if caller is None or caller.role not in (Role.operations, Role.admin):

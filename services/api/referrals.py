@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import orjson
 from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select, text
+from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.audit import record
+from services.api.audit import audit_rows, record
 from services.api.auth import Caller
 from services.api.deps import AnyCaller, Db, OutreachCaller
 from services.api.errors import Problem
+from services.api.intake import IDEMPOTENCY, claim_and_find, complete, insert_rows
 from services.api.publishing import commit
 from services.api.regions import check_region
 from services.api.schemas.referral import (
@@ -28,8 +29,12 @@ from services.api.schemas.referral import (
 from services.api.scope import get_visible
 from shared.domain.events import Topic
 from shared.domain.lifecycle import LIVE_OFFER_STATUSES
-from shared.models import IdempotencyKey, Offer, Referral, SupportAssignment, new_id
-from shared.outbox import emit
+from shared.models import AuditEvent, Offer, OutboxEvent, Referral, SupportAssignment, new_id
+from shared.outbox import emit_row, take_pending
+
+REFERRALS = cast(Table, Referral.__table__)
+EVENTS = cast(Table, OutboxEvent.__table__)
+AUDIT = cast(Table, AuditEvent.__table__)
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 
@@ -78,30 +83,33 @@ def referral_out(
     )
 
 
-def new_referral(body: ReferralCreate, caller: Caller) -> Referral:
-    """A waiting referral from an intake body."""
-    return Referral(
-        id=new_id(),
-        region=body.region,
-        organization_id=caller.organization_id,
-        person_name=body.person.name,
-        date_of_birth=body.person.date_of_birth,
-        birth_year=body.person.date_of_birth.year if body.person.date_of_birth else None,
-        gender=body.person.gender,
-        contact=body.person.contact,
-        adults=body.household.adults,
-        children=body.household.children,
-        pets=body.household.pets,
-        needs_wheelchair=body.needs.wheelchair,
-        needs_step_free=body.needs.step_free,
-        veteran=body.eligibility.veteran,
-        areas_acceptable=body.areas.acceptable,
-        areas_avoid=body.areas.avoid,
-        support_intensity=body.support_intensity,
-        vulnerability_score=body.priority.vulnerability_score,
-        months_homeless=body.priority.months_homeless_last_3_years,
-        nights_unsheltered=body.priority.nights_unsheltered_last_year,
-        status="waiting",
+def referral_values(body: ReferralCreate, caller: Caller) -> dict[str, Any]:
+    """A waiting referral's columns from an intake body (defaults filled in)."""
+    return complete(
+        REFERRALS,
+        {
+            "id": new_id(),
+            "region": body.region,
+            "organization_id": caller.organization_id,
+            "person_name": body.person.name,
+            "date_of_birth": body.person.date_of_birth,
+            "birth_year": body.person.date_of_birth.year if body.person.date_of_birth else None,
+            "gender": body.person.gender,
+            "contact": body.person.contact,
+            "adults": body.household.adults,
+            "children": body.household.children,
+            "pets": body.household.pets,
+            "needs_wheelchair": body.needs.wheelchair,
+            "needs_step_free": body.needs.step_free,
+            "veteran": body.eligibility.veteran,
+            "areas_acceptable": body.areas.acceptable,
+            "areas_avoid": body.areas.avoid,
+            "support_intensity": body.support_intensity,
+            "vulnerability_score": body.priority.vulnerability_score,
+            "months_homeless": body.priority.months_homeless_last_3_years,
+            "nights_unsheltered": body.priority.nights_unsheltered_last_year,
+            "status": "waiting",
+        },
     )
 
 
@@ -131,7 +139,7 @@ def fingerprint(body: ReferralCreate) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def replay(stored: IdempotencyKey, body_fingerprint: str) -> JSONResponse:
+def replay(stored: Any, body_fingerprint: str) -> JSONResponse:
     """The stored answer for a repeated key, or 422 when the key is reused with another body."""
     if stored.fingerprint != body_fingerprint:
         raise Problem(422, "This Idempotency-Key was already used with a different request body.")
@@ -139,20 +147,6 @@ def replay(stored: IdempotencyKey, body_fingerprint: str) -> JSONResponse:
     if stored.location:
         headers["Location"] = stored.location
     return JSONResponse(stored.response, status_code=stored.status_code, headers=headers)
-
-
-async def claim_key(session: AsyncSession, caller: Caller, key: str) -> None:
-    """On PostgreSQL, 409 if the same key is being processed right now by another request."""
-    if session.get_bind().dialect.name != "postgresql":
-        return  # SQLite runs one writer at a time (BEGIN IMMEDIATE): no two in flight
-    claimed = (
-        await session.execute(
-            text("SELECT pg_try_advisory_xact_lock(hashtextextended(:name, 0))"),
-            {"name": f"idempotency:{caller.organization_id}:{key}"},
-        )
-    ).scalar_one()
-    if not claimed:
-        raise Problem(409, "A request with this Idempotency-Key is still being processed.")
 
 
 @router.post("", status_code=201, response_model=ReferralOut)
@@ -169,51 +163,38 @@ async def create_referral(
         raise Problem(400, "The Idempotency-Key header is required (1 to 255 characters).")
     check_region(caller, body.region)
     body_fingerprint = fingerprint(body)
-    await claim_key(session, caller, idempotency_key)
-    stored = (
-        await session.execute(
-            select(IdempotencyKey).where(
-                IdempotencyKey.organization_id == caller.organization_id,
-                IdempotencyKey.key == idempotency_key,
-            )
-        )
-    ).scalar_one_or_none()
+    stored = await claim_and_find(session, caller, idempotency_key)
     if stored is not None:
         return replay(stored, body_fingerprint)
-    referral = new_referral(body, caller)
-    session.add(referral)
-    await session.flush()
-    emit(
+    values = referral_values(body, caller)
+    answer = referral_out(Referral(**values), None, None).model_dump(mode="json")
+    location = f"/v1/referrals/{values['id']}"
+    event = emit_row(
         session,
         Topic.referral_received,
-        region=referral.region,
-        payload={"referral_id": referral.id, "organization_id": caller.organization_id},
+        region=body.region,
+        payload={"referral_id": values["id"], "organization_id": caller.organization_id},
     )
-    record(session, caller, "create", "referral", [referral.id])
-    answer = referral_out(referral, None, None).model_dump(mode="json")
-    location = f"/v1/referrals/{referral.id}"
-    session.add(
-        IdempotencyKey(
-            organization_id=caller.organization_id,
-            key=idempotency_key,
-            fingerprint=body_fingerprint,
-            status_code=201,
-            response=answer,
-            location=location,
-        )
-    )
+    kept = {
+        "organization_id": caller.organization_id,
+        "key": idempotency_key,
+        "fingerprint": body_fingerprint,
+        "status_code": 201,
+        "response": answer,
+        "location": location,
+    }
+    rows = [(REFERRALS, values), (EVENTS, complete(EVENTS, event))]
+    rows += [(AUDIT, row) for row in audit_rows(caller, "create", "referral", [values["id"]])]
+    rows.append((IDEMPOTENCY, complete(IDEMPOTENCY, kept)))
     try:
+        await insert_rows(session, rows)
         await commit(session, request, background)
-    except IntegrityError:
+    except IntegrityError:  # the same key committed by a request that overlapped this one
         await session.rollback()
-        stored = (
-            await session.execute(
-                select(IdempotencyKey).where(
-                    IdempotencyKey.organization_id == caller.organization_id,
-                    IdempotencyKey.key == idempotency_key,
-                )
-            )
-        ).scalar_one()
+        take_pending(session)
+        stored = await claim_and_find(session, caller, idempotency_key)
+        if stored is None:
+            raise
         return replay(stored, body_fingerprint)
     return Response(
         orjson.dumps(answer),

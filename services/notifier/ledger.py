@@ -41,10 +41,12 @@ from shared.models import OutboxEvent, WebhookEndpoint
 log = logging.getLogger(__name__)
 
 # Leases one endpoint may hold at once, across every worker, and requests one worker process
-# sends it at once. The other leases wait in the process's lane for that endpoint, at most one
-# request each, which the lease's length allows for (two whole-request deadlines).
-IN_FLIGHT_PER_ENDPOINT = 8
+# sends it at once. The other leases wait in the process's lane for that endpoint, behind at
+# most LANE_DEPTH - 1 requests each, which the lease's length allows for. Deep lanes keep a
+# busy endpoint's connections fed while the finished attempts are recorded in large batches.
+IN_FLIGHT_PER_ENDPOINT = 16
 SENDING_PER_ENDPOINT = 4
+LANE_DEPTH = -(-IN_FLIGHT_PER_ENDPOINT // SENDING_PER_ENDPOINT)  # requests per sending slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +76,10 @@ ENDPOINT_COLUMNS = (
 
 
 def lease_length(timeout_seconds: float | None = None) -> timedelta:
-    """Longer than any attempt can take (its whole-request deadline), with room to record."""
+    """Longer than any attempt can take: the whole-request deadlines of the requests ahead of
+    it in its lane and its own, with room to record."""
     timeout = timeout_seconds or get_settings().webhook_timeout_seconds
-    return timedelta(seconds=2 * timeout + 5)
+    return timedelta(seconds=LANE_DEPTH * timeout + 5)
 
 
 def webhook_id(delivery_id: str) -> str:

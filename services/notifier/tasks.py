@@ -8,9 +8,9 @@ from typing import Any
 from celery.signals import worker_process_shutdown
 
 from services.notifier.fanout import fan_out
+from services.notifier.ledger import lease_length
 from services.notifier.sender import current_sender, get_sender
 from services.notifier.sweep import dispatch_due
-from shared.config import get_settings
 from shared.models import utcnow
 from shared.queue import TaskName, celery_app
 from shared.worker import in_transaction
@@ -47,4 +47,4 @@ def finish_sending(**_: Any) -> None:
     """A stopping worker records the attempts it has in flight before it goes."""
     sender = current_sender()
     if sender is not None:
-        sender.drain(timeout=2 * get_settings().webhook_timeout_seconds + 5)
+        sender.drain(timeout=lease_length().total_seconds())

@@ -100,7 +100,7 @@ def test_the_sweep_skips_an_endpoint_whose_slots_are_all_taken(lite_stack: Stack
         busy_ids = [busy.delivery() for _ in range(IN_FLIGHT_PER_ENDPOINT + 2)]
         quiet_id = quiet.delivery()
         now = utcnow()
-        in_flight = take(lite_stack, busy_ids, now=now)
+        in_flight = take(lite_stack, busy_ids, now=now, limit=len(busy_ids))
         assert len(in_flight) == IN_FLIGHT_PER_ENDPOINT  # the endpoint's limit, not the task's
         with lite_stack.session() as session:
             _, handed_out = dispatch_due(session, now=now)
