@@ -17,9 +17,15 @@ def already_consumed(session: Session, event_id: str, consumer: Consumer) -> boo
 def record_consumption(session: Session, event: OutboxEvent, consumer: Consumer) -> None:
     """Mark the event done for this consumer; done for all marks it processed.
 
-    The event row is locked first so two consumers finishing at once cannot both miss each
-    other's row (each would count only its own under READ COMMITTED).
+    With several consumers the event row is locked first so two finishing at once cannot both
+    miss each other's row (each would count only its own under READ COMMITTED).
     """
+    if consumers_of(event.topic) == (consumer,):  # the only one: done, nothing to count
+        session.add(EventConsumption(event_id=event.id, consumer=consumer.value))
+        session.execute(
+            update(OutboxEvent).where(OutboxEvent.id == event.id).values(processed_at=utcnow())
+        )
+        return
     session.execute(select(OutboxEvent.id).where(OutboxEvent.id == event.id).with_for_update())
     session.add(EventConsumption(event_id=event.id, consumer=consumer.value))
     session.flush()

@@ -4,7 +4,7 @@ With `acks_late` and `reject_on_worker_lost`, a task whose worker process dies (
 out of memory) goes back to the queue and runs again, which is what a lost worker needs; but
 work that itself kills the worker would then do so for ever. So each start of a task with
 arguments is counted in the database, in its own transaction, before the work runs, and the
-count is cleared when the work returns (or raises: an exception is not a lost worker). A count
+count is cleared once the work returns (or raises: an exception is not a lost worker). A count
 past MAX_STARTS means the worker died every time: the work is marked dead with its cause, shown
 in /v1/ops/queues, and skipped when delivered again. Beat's sweeps take no arguments and are not
 counted: a new one comes every few seconds, and stopping them would stop the service.
@@ -15,11 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Task
-from sqlalchemy import delete, select
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -40,9 +42,18 @@ def task_key(name: str, arguments: list[Any]) -> str:
 
 
 def note_start(
-    session: Session, *, key: str, name: str, arguments: list[Any], now: datetime
+    session: Session,
+    *,
+    key: str,
+    name: str,
+    arguments: list[Any],
+    now: datetime,
+    finished: Sequence[str] = (),
 ) -> str | None:
-    """Count one start of the work; the cause if it is dead (then it must not run)."""
+    """Count one start of the work; the cause if it is dead (then it must not run). Also
+    forgets the `finished` works (see BoundedTask), in the same transaction."""
+    if finished:
+        note_finish(session, keys=finished)
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = insert(TaskRun).values(
         key=key,
@@ -52,26 +63,30 @@ def note_start(
         first_started_at=now,
         last_started_at=now,
     )
-    session.execute(
+    run = session.execute(
         statement.on_conflict_do_update(
             index_elements=[TaskRun.key],
             set_={"starts": TaskRun.starts + 1, "last_started_at": now},
-        )
+        ).returning(TaskRun.starts, TaskRun.dead_at, TaskRun.cause)
+    ).one()
+    if run.dead_at is not None:
+        return str(run.cause)
+    if run.starts <= MAX_STARTS:
+        return None
+    cause = (
+        f"its worker process died {run.starts - 1} times while running it (killed, crashed"
+        " or out of memory); not run again"
     )
-    run = session.scalars(select(TaskRun).where(TaskRun.key == key)).one()
-    if run.dead_at is None and run.starts > MAX_STARTS:
-        run.dead_at = now
-        run.cause = (
-            f"its worker process died {run.starts - 1} times while running it (killed, crashed"
-            " or out of memory); not run again"
-        )
-        log.error("task is dead after repeated worker loss", extra={"task": name, "key": key})
-    return run.cause if run.dead_at is not None else None
+    session.execute(update(TaskRun).where(TaskRun.key == key).values(dead_at=now, cause=cause))
+    log.error("task is dead after repeated worker loss", extra={"task": name, "key": key})
+    return cause
 
 
-def note_finish(session: Session, *, key: str) -> None:
-    """The work returned: forget its starts (a dead record stays for operations)."""
-    session.execute(delete(TaskRun).where(TaskRun.key == key, TaskRun.dead_at.is_(None)))
+def note_finish(session: Session, *, keys: Sequence[str]) -> None:
+    """The works returned: forget their starts (a dead record stays for operations)."""
+    session.execute(
+        delete(TaskRun).where(TaskRun.key.in_(sorted(set(keys))), TaskRun.dead_at.is_(None))
+    )
 
 
 def forget_stale(session: Session, *, now: datetime) -> int:
@@ -85,20 +100,51 @@ def forget_stale(session: Session, *, now: datetime) -> int:
 
 
 class BoundedTask(Task[Any, Any]):
-    """The app's task class: counts the starts of work with arguments (see the module)."""
+    """The app's task class: counts the starts of work with arguments (see the module).
+
+    A work that returned is forgotten in the transaction that counts this process's next start,
+    not in one of its own: one transaction per task instead of two. Until then its record says
+    one start, which is harmless (a redelivery would count from there; forget_stale drops it
+    after a day if the process never runs another task)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.request.called_directly or not args:
             return super().__call__(*args, **kwargs)
         arguments = [*args, kwargs] if kwargs else list(args)
         key = task_key(self.name, arguments)
-        cause = in_transaction(
-            note_start, key=key, name=self.name, arguments=arguments, now=utcnow()
-        )
+        finished = _take_finished()
+        try:
+            cause = in_transaction(
+                note_start,
+                key=key,
+                name=self.name,
+                arguments=arguments,
+                now=utcnow(),
+                finished=finished,
+            )
+        except BaseException:
+            _finished.extend(finished)  # forgotten with a later start
+            raise
         if cause is not None:
             log.warning("skipping dead task", extra={"task": self.name, "key": key})
             return None
         try:
             return super().__call__(*args, **kwargs)
         finally:
-            in_transaction(note_finish, key=key)
+            _finished.append(key)
+
+
+_finished: list[str] = []  # works of this process that returned, not yet forgotten
+
+
+def _take_finished() -> list[str]:
+    taken = _finished[:]
+    del _finished[: len(taken)]
+    return taken
+
+
+def _forget_after_fork() -> None:
+    _finished.clear()  # a forked child has run nothing yet
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Text, cast, insert, select, text, update
+from sqlalchemy import Text, bindparam, cast, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -64,36 +64,48 @@ def request_round(session: Session, region: str) -> None:
     )
 
 
+# Built once (every round runs it): plain tuples, one datetime per row, no per-call SQL build.
+_AVAILABLE_UNITS = select(
+    Unit.id,
+    Unit.area,
+    Unit.max_occupants,
+    Unit.wheelchair_accessible,
+    Unit.step_free,
+    Unit.pets_allowed,
+    Unit.eligibility,
+    func.coalesce(Unit.available_since, Unit.created_at),
+    Unit.version,
+).where(Unit.region == bindparam("region"), Unit.status == UnitStatus.available)
+
+
 def load_units(session: Session, region: str) -> list[tuple[UnitFacts, int]]:
-    rows = session.execute(
-        select(
-            Unit.id,
-            Unit.area,
-            Unit.max_occupants,
-            Unit.wheelchair_accessible,
-            Unit.step_free,
-            Unit.pets_allowed,
-            Unit.eligibility,
-            Unit.available_since,
-            Unit.created_at,
-            Unit.version,
-        ).where(Unit.region == region, Unit.status == UnitStatus.available)
-    ).all()
+    """Available units of a region with their versions (a hot read of a round)."""
+    rows = session.execute(_AVAILABLE_UNITS, {"region": region}).tuples()
     return [
         (
             UnitFacts(
-                id=row.id,
-                area=row.area,
-                max_occupants=row.max_occupants,
-                wheelchair_accessible=row.wheelchair_accessible,
-                step_free=row.step_free,
-                pets_allowed=row.pets_allowed,
-                eligibility=tuple(ProgrammeTag(tag) for tag in row.eligibility or ()),
-                available_since=row.available_since or row.created_at,
+                unit_id,
+                area,
+                max_occupants,
+                wheelchair_accessible,
+                step_free,
+                pets_allowed,
+                tuple(map(ProgrammeTag, tags)) if tags else (),
+                available_since,
             ),
-            row.version,
+            version,
         )
-        for row in rows
+        for (
+            unit_id,
+            area,
+            max_occupants,
+            wheelchair_accessible,
+            step_free,
+            pets_allowed,
+            tags,
+            available_since,
+            version,
+        ) in rows
     ]
 
 

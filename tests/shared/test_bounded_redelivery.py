@@ -32,7 +32,7 @@ def test_work_that_kills_its_worker_every_time_is_dead_after_the_limit(database_
         assert cause is not None and f"died {MAX_STARTS} times" in cause
         assert start(session, key) == cause  # and stays dead on later deliveries
         # a finish does not clear a dead record: operations must see it
-        note_finish(session, key=key)
+        note_finish(session, keys=[key])
         session.commit()
         run = session.scalars(select(TaskRun)).one()
         assert run.dead_at is not None and run.arguments == ["evt_1"]
@@ -47,7 +47,7 @@ def test_work_that_finishes_is_forgotten_and_its_count_starts_again(database_url
     with Session(engine) as session:
         for _ in range(MAX_STARTS):
             assert start(session, key) is None
-            note_finish(session, key=key)  # each run returned: no worker was lost
+            note_finish(session, keys=[key])  # each run returned: no worker was lost
             session.commit()
         assert session.scalars(select(TaskRun)).all() == []
         # a start whose message the broker lost is forgotten after a day; a fresh one is kept
@@ -56,4 +56,20 @@ def test_work_that_finishes_is_forgotten_and_its_count_starts_again(database_url
         assert forget_stale(session, now=utcnow()) == 1
         session.commit()
         assert [run.key for run in session.scalars(select(TaskRun))] == [other]
+    engine.dispose()
+
+
+def test_a_finished_work_is_forgotten_with_the_next_start(database_url: str) -> None:
+    engine = make_engine(database_url)
+    first, second = task_key("t", ["a"]), task_key("t", ["b"])
+    with Session(engine) as session:
+        # given a work that started and returned (its forgetting deferred to the next start)
+        assert start(session, first) is None
+        # when the process starts its next work, then only that one is counted
+        cause = note_start(
+            session, key=second, name="t", arguments=["b"], now=utcnow(), finished=[first]
+        )
+        session.commit()
+        assert cause is None
+        assert [run.key for run in session.scalars(select(TaskRun))] == [second]
     engine.dispose()
