@@ -31,11 +31,12 @@ log = logging.getLogger(__name__)
 CAPACITY = 128  # claims held per worker process: sending, waiting in a lane, or not yet recorded
 RECORD_BATCH = 200
 # One recording thread, whose batches grow while it waits on the database, and which lingers a
-# little for more: a record-and-refill transaction costs about the same CPU for 5 attempts as
-# for 60, and in one process that CPU is taken from sending. Lanes are deep enough (ledger.py)
-# that the linger never leaves a connection idle.
+# little for more when a batch is small: a record-and-refill transaction costs about the same
+# CPU for 5 attempts as for 60, and in one process that CPU is taken from sending. Lanes are
+# deep enough (ledger.py) that the linger never leaves a connection idle.
 RECORDERS = 1
-RECORD_LINGER_SECONDS = 0.02
+RECORD_LINGER_SECONDS = 0.01  # waiting for more only while the batch is under RECORD_TARGET
+RECORD_TARGET = 16
 RECORD_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)  # then give up: the lease runs out, the sweep resends
 SLOT_WAIT_SECONDS = 0.2  # a saturated process hands the rest back at once (due again)
 
@@ -177,8 +178,9 @@ class Sender:
 
     def _next_batch(self) -> tuple[list[Result], bool]:
         """The results to record together, and whether the sender is closing: the first to
-        come, then what else comes within RECORD_LINGER_SECONDS, unless every attempt this
-        process holds has already answered (then waiting could bring nothing)."""
+        come and all that have come since; while that is under RECORD_TARGET, what else comes
+        within RECORD_LINGER_SECONDS, unless every attempt this process holds has answered
+        (then waiting could bring nothing)."""
         first = self._results.get()
         if first is None:
             return [], True
@@ -189,7 +191,7 @@ class Sender:
                 waiting = self._results.get_nowait()
             except queue.Empty:
                 left = deadline - time.monotonic()
-                if left <= 0 or len(batch) >= self.in_flight():
+                if left <= 0 or len(batch) >= min(RECORD_TARGET, self.in_flight()):
                     break
                 try:
                     waiting = self._results.get(timeout=min(left, 0.002))

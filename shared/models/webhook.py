@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import ID_LENGTH, Base, created_at_column, id_column, utcnow
@@ -37,6 +47,15 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("endpoint_id", "event_id"),
         Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+        # An endpoint's open deliveries by when they are due (only open ones have a time): what
+        # its next claims and its count of leases in flight read, however many it has had.
+        Index(
+            "ix_deliveries_open_by_endpoint",
+            "endpoint_id",
+            "next_attempt_at",
+            postgresql_where=text("next_attempt_at IS NOT NULL"),
+            sqlite_where=text("next_attempt_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = id_column()
