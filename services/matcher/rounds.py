@@ -81,31 +81,10 @@ _AVAILABLE_UNITS = select(
 def load_units(session: Session, region: str) -> list[tuple[UnitFacts, int]]:
     """Available units of a region with their versions (a hot read of a round)."""
     rows = session.execute(_AVAILABLE_UNITS, {"region": region}).tuples()
+    # The first six columns are UnitFacts' first six fields; then tags, since, version.
     return [
-        (
-            UnitFacts(
-                unit_id,
-                area,
-                max_occupants,
-                wheelchair_accessible,
-                step_free,
-                pets_allowed,
-                tuple(map(ProgrammeTag, tags)) if tags else (),
-                available_since,
-            ),
-            version,
-        )
-        for (
-            unit_id,
-            area,
-            max_occupants,
-            wheelchair_accessible,
-            step_free,
-            pets_allowed,
-            tags,
-            available_since,
-            version,
-        ) in rows
+        (UnitFacts(*row[:6], tuple(map(ProgrammeTag, row[6])) if row[6] else (), row[7]), row[8])
+        for row in rows
     ]
 
 
