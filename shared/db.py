@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -111,7 +111,7 @@ def make_async_engine(url: str, **options: Any) -> AsyncEngine:
     return create_async_engine(target, **options)
 
 
-def is_postgres(engine: Engine | AsyncEngine) -> bool:
+def is_postgres(engine: Engine | AsyncEngine | Connection) -> bool:
     """True on PostgreSQL (advisory locks, SKIP LOCKED)."""
     return engine.dialect.name == "postgresql"
 

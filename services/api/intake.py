@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import Caller
 from services.api.errors import Problem
+from shared.db import is_postgres
 from shared.models import Base, IdempotencyKey
 
 IDEMPOTENCY = cast(Table, IdempotencyKey.__table__)
@@ -34,16 +35,12 @@ _CLAIM_AND_FIND = select(
 ).select_from(select(literal(1).label("one")).subquery().outerjoin(IDEMPOTENCY, _MATCHES))
 
 
-def is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 async def claim_and_find(session: AsyncSession, caller: Caller, key: str) -> Any:
     """The stored answer for this key (fingerprint, status_code, response, location), or None.
     On PostgreSQL the key is also claimed for this transaction, or 409 if another request is
     processing it right now. (SQLite runs one writer at a time: no two are ever in flight.)"""
     params = {"organization_id": caller.organization_id, "key": key}
-    if not is_postgres(session):
+    if not is_postgres(session.get_bind()):
         return (await session.execute(_FIND, params)).first()
     params["lock_name"] = f"idempotency:{caller.organization_id}:{key}"
     row = (await session.execute(_CLAIM_AND_FIND, params)).one()
@@ -85,7 +82,7 @@ def _insert_one(name: str, keys: tuple[str, ...]) -> Executable:
 
 async def insert_rows(session: AsyncSession, rows: Sequence[tuple[Table, dict[str, Any]]]) -> None:
     """Insert complete rows (see `complete`) in as few statements as the database allows."""
-    if not is_postgres(session):
+    if not is_postgres(session.get_bind()):
         for table, values in rows:
             await session.execute(_insert_one(table.name, tuple(values)), values)
         return

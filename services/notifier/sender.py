@@ -193,10 +193,10 @@ class Sender:
                 left = deadline - time.monotonic()
                 if left <= 0 or len(batch) >= min(RECORD_TARGET, self.in_flight()):
                     break
-                try:
-                    waiting = self._results.get(timeout=min(left, 0.002))
+                try:  # (only this thread releases slots: in_flight cannot fall meanwhile)
+                    waiting = self._results.get(timeout=left)
                 except queue.Empty:
-                    continue
+                    break
             if waiting is None:
                 return batch, True
             batch.append(waiting)
