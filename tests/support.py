@@ -89,9 +89,19 @@ class Stack:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A session committed at the end, as a worker's; the API has heard of what it
+        changed before the next request (services/api/freshness.py)."""
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
             session.commit()
+        self.heard()
+
+    def heard(self) -> None:
+        """Wait until the API process has heard of every change committed so far."""
+        app = getattr(self.client, "app", None)  # (some tests make a Stack without a client)
+        watch = getattr(getattr(app, "state", None), "watch", None)
+        if watch is not None and watch.live:
+            assert watch.sync(), "the API did not hear a change notification in time"
 
     def key(self, role: Role, *, org: str | None = None, region: str = "north") -> dict[str, str]:
         """Authorization headers for a new key of a (new unless named) organization."""

@@ -27,6 +27,7 @@ from services.api import (
     units,
     webhooks,
 )
+from services.api.freshness import Watch
 from services.api.guards import Guards
 from services.api.publishing import Publisher
 from shared.config import Settings, get_settings
@@ -37,6 +38,7 @@ from shared.outbox import warm_up_publishing
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI application for the given settings."""
     settings = settings or get_settings()
+    watch = Watch(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,7 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = make_async_session_factory(engine)
         app.state.publisher = Publisher(app.state.sessions)
         await anyio.to_thread.run_sync(warm_up_publishing)
+        watch.start()
         yield
+        await anyio.to_thread.run_sync(watch.stop)
         await engine.dispose()
 
     app = FastAPI(
@@ -54,8 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Matches people sleeping rough to homes at once, with no readiness test.",
         lifespan=lifespan,
     )
+    app.state.watch = watch
     errors.install(app)
     openapi.install(app)
+    app.add_middleware(availability.NotModified, watch=watch)  # innermost: inside the guards
     app.add_middleware(
         Guards, max_body_bytes=settings.max_body_bytes, per_minute=settings.rate_limit_per_minute
     )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import timedelta
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.auth import Caller, secret_matches, split_key
 from services.api.errors import Problem
+from services.api.freshness import Watch
 from shared.domain.vocabulary import OrganizationKind, Role
 from shared.models import ApiKey, Organization, utcnow
 
@@ -51,12 +52,31 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 Db = Annotated[AsyncSession, Depends(get_session)]
 
 
+def remembered_caller(watch: Watch, lookup: str, secret: str) -> Caller | None:
+    """The caller this process read for the key, if still current (freshness.py), the secret
+    matches, and its last use needs no new stamp; None means: read the database."""
+    remembered = watch.recall("caller", lookup, watch.callers_token())
+    if remembered is None:
+        return None
+    secret_hash, caller, last_used_at = remembered
+    if not secret_matches(secret, secret_hash) or stale_use(last_used_at, utcnow()):
+        return None
+    return cast(Caller, caller)
+
+
+def stale_use(last_used_at: datetime | None, now: datetime) -> bool:
+    """Kept to the minute: one write a minute per key, not one per call."""
+    return last_used_at is None or now - last_used_at > LAST_USED_GRANULARITY
+
+
 async def get_caller(
+    request: Request,
     session: Db,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     """The caller behind the bearer key, or 401. Read on the request's own session (FastAPI
-    gives a request one instance of a dependency), so a request checks out one connection."""
+    gives a request one instance of a dependency), so a request checks out one connection;
+    or from this process's memory while nothing about the key has changed."""
     unauthorized = Problem(
         401, "A valid API key is required.", headers={"WWW-Authenticate": "Bearer"}
     )
@@ -66,21 +86,29 @@ async def get_caller(
     if parts is None:
         raise unauthorized
     lookup, secret = parts
+    watch: Watch = request.app.state.watch
+    known = remembered_caller(watch, lookup, secret)
+    if known is not None:
+        return known
+    token = watch.callers_token()  # before the read: a change during it makes it stale
     key = (await session.execute(KEY_AND_ORGANIZATION, {"lookup": lookup})).first()
     if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
         raise unauthorized
     now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
-        # Kept to the minute: one write a minute per key, not one per call.
+    last_used_at = key.last_used_at
+    if stale_use(last_used_at, now):
         await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
         await session.commit()
-    return Caller(
+        last_used_at = now
+    caller = Caller(
         key_id=key.id,
         organization_id=key.organization_id,
         organization_kind=OrganizationKind(key.kind),
         role=Role(key.role),
         regions=tuple(key.regions or ()),
     )
+    watch.remember("caller", lookup, token, (key.secret_hash, caller, last_used_at))
+    return caller
 
 
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Caller]]:

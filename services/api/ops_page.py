@@ -73,7 +73,7 @@ async def caller_of_key(request: Request, key: str) -> Caller:
     """The caller behind a key from a cookie or a form (401 Problem if none)."""
     async with session_factory(request)() as session:
         credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=key)
-        return await get_caller(session, credentials)
+        return await get_caller(request, session, credentials)
 
 
 async def signed_in(request: Request) -> tuple[Caller, str] | None:
