@@ -1,22 +1,52 @@
-"""SQL over many rows at once (claims and records handle a batch per statement)."""
+"""SQL over many rows at once (claims and records handle a batch per statement). Statements on
+every delivery's path are built once per dialect and take their ids as one parameter: building
+and keying a statement anew would cost more than running it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, Table, any_, func, insert, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 
-def among(session: Session, column: ColumnElement[Any], ids: Iterable[str]) -> ColumnElement[bool]:
-    """`column IN ids`. On PostgreSQL it is `= ANY(one array parameter)`: the statement's
-    compiled form stays cached and nothing is rendered per id, however many there are."""
-    values = sorted(set(ids))
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(literal(values, type_=ARRAY(String)))
-    return column.in_(values)
+def on_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def among(column: ColumnElement[Any], name: str, *, postgres: bool) -> ColumnElement[bool]:
+    """`column IN :name`, the ids given at execution. On PostgreSQL `= ANY(one array)`: one
+    parameter however many ids, so the statement's text and plan stay the same."""
+    if postgres:
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def distinct(ids: Iterable[str]) -> list[str]:
+    """Ids once each, in order (rows are locked in id order, so workers never deadlock)."""
+    return sorted(set(ids))
+
+
+@cache
+def _insert(table: Table, names: tuple[str, ...], postgres: bool) -> Executable:
+    if not postgres:
+        return insert(table)
+    arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in names]
+    source = func.unnest(*arrays).table_valued(*names).render_derived(name="new")
+    return insert(table).from_select(list(names), select(*source.c))
 
 
 def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -24,12 +54,10 @@ def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     per column (`INSERT ... SELECT FROM unnest(...)`), not one round of the protocol per row."""
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(table), rows)
+    names = tuple(rows[0])
+    postgres = on_postgres(session)
+    statement = _insert(table, names, postgres)
+    if not postgres:
+        session.execute(statement, rows)
         return
-    names = list(rows[0])
-    arrays = [
-        literal([row[name] for row in rows], type_=ARRAY(table.c[name].type)) for name in names
-    ]
-    source = func.unnest(*arrays).table_valued(*names).render_derived(name="new")
-    session.execute(insert(table).from_select(names, select(*source.c)))
+    session.execute(statement, {name: [row[name] for row in rows] for name in names})

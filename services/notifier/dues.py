@@ -7,12 +7,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, update
+from sqlalchemy import Executable, Select, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from services.notifier.bulk import among, insert_many
+from services.notifier.bulk import among, distinct, insert_many, on_postgres
 from services.notifier.status import DeliveryStatus
 from shared.models import Delivery, DeliveryAttempt, new_id
 
@@ -68,6 +69,22 @@ def locked(session: Session, query: AnyRows, *, skip: bool = True) -> list[Due]:
     return [Due(*row) for row in rows]
 
 
+@cache
+def _by_id(postgres: bool, skip: bool) -> AnyRows:
+    return (
+        select(*DUE_COLUMNS)
+        .where(among(D.id, "ids", postgres=postgres))
+        .order_by(D.id)
+        .with_for_update(skip_locked=skip, of=deliveries)
+    )
+
+
+def locked_by_id(session: Session, ids: Iterable[str], *, skip: bool = True) -> list[Due]:
+    """These rows, locked as `locked` does, by a statement built once."""
+    rows = session.execute(_by_id(on_postgres(session), skip), {"ids": distinct(ids)})
+    return [Due(*row) for row in rows]
+
+
 WRITTEN = (
     "status",
     "attempts",
@@ -76,6 +93,12 @@ WRITTEN = (
     "last_error",
     "delivered_at",
 )
+
+
+@cache
+def _write(postgres: bool) -> Executable:
+    values = {name: bindparam(f"new_{name}", type_=D[name].type) for name in WRITTEN}
+    return update(deliveries).where(among(D.id, "ids", postgres=postgres)).values(values)
 
 
 def write(session: Session, rows: Iterable[Due]) -> None:
@@ -87,12 +110,11 @@ def write(session: Session, rows: Iterable[Due]) -> None:
         if row.changed:
             alike[tuple(getattr(row, name) for name in WRITTEN)].append(row.id)
             attempts += row.attempt_log
+    if alike:
+        statement = _write(on_postgres(session))
     for state, ids in alike.items():
-        session.execute(
-            update(deliveries)
-            .where(among(session, D.id, ids))
-            .values(dict(zip(WRITTEN, state, strict=True)))
-        )
+        values = {f"new_{name}": value for name, value in zip(WRITTEN, state, strict=True)}
+        session.execute(statement, {"ids": distinct(ids), **values})
     if attempts:
         insert_many(session, attempt_table, attempts)
 

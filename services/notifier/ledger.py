@@ -11,24 +11,25 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import String, Table, bindparam, func, select, true
+from sqlalchemy import ColumnElement, String, Table, bindparam, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from services.notifier import delivery as webhook
-from services.notifier.bulk import among
+from services.notifier.bulk import among, distinct, on_postgres
 from services.notifier.dues import (
     DUE_COLUMNS,
     AnyRows,
     D,
     Due,
     deliveries,
-    locked,
+    locked_by_id,
     log_attempt,
     note_lost,
     write,
@@ -36,17 +37,22 @@ from services.notifier.dues import (
 from services.notifier.messages import Rows, compose
 from services.notifier.status import OPEN_STATUSES, DeliveryStatus
 from shared.config import get_settings
-from shared.models import OutboxEvent, WebhookEndpoint
+from shared.models import WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
-# Leases one endpoint may hold at once, across every worker, and requests one worker process
-# sends it at once. The other leases wait in the process's lane for that endpoint, behind at
-# most LANE_DEPTH - 1 requests each, which the lease's length allows for. Deep lanes keep a
-# busy endpoint's connections fed while the finished attempts are recorded in large batches.
-IN_FLIGHT_PER_ENDPOINT = 16
+# Leases one endpoint may hold at once, across every worker: being sent, waiting in a process's
+# lane for that endpoint, or answered and waiting to be recorded. Requests one worker process
+# sends one endpoint at once. Claims a process holds for one endpoint unsent or being sent: a
+# lane's last claim waits behind at most LANE_DEPTH - 1 requests, which the lease's length
+# allows for. Leases being recorded need no such allowance, so the endpoint may hold more
+# leases than a lane: deep enough that its connections stay fed while the finished attempts
+# are recorded in large batches, and a lease still short enough that a lost worker's
+# deliveries are sent again within a minute.
+IN_FLIGHT_PER_ENDPOINT = 32
 SENDING_PER_ENDPOINT = 4
-LANE_DEPTH = -(-IN_FLIGHT_PER_ENDPOINT // SENDING_PER_ENDPOINT)  # requests per sending slot
+LANE_LIMIT = 12
+LANE_DEPTH = -(-LANE_LIMIT // SENDING_PER_ENDPOINT)  # requests per sending slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +69,7 @@ class Claim:
 
 
 endpoint_table = cast(Table, WebhookEndpoint.__table__)
-E, V = endpoint_table.c, cast(Table, OutboxEvent.__table__).c
+E = endpoint_table.c
 ENDPOINT_COLUMNS = (
     E.id,
     E.url,
@@ -96,26 +102,32 @@ def signing_secrets(endpoint: Any, now: datetime) -> list[str]:
     return secrets
 
 
-def lock_endpoints(
-    session: Session, endpoint_ids: Iterable[str], *, now: datetime
-) -> dict[str, Any]:
-    """The endpoints, locked (which makes the count exact when workers claim at once), each
-    with `busy`: its leases in flight."""
+@cache
+def _endpoints_locked(postgres: bool) -> AnyRows:
     busy = (
         select(func.count())
         .where(
             D.endpoint_id == E.id,
             D.status == DeliveryStatus.sending,
-            D.next_attempt_at > now,
+            D.next_attempt_at > bindparam("now"),
         )
         .scalar_subquery()
     )
-    rows = session.execute(
+    return (
         select(*ENDPOINT_COLUMNS, busy.label("busy"))
-        .where(among(session, E.id, endpoint_ids))
+        .where(among(E.id, "ids", postgres=postgres))
         .order_by(E.id)
         .with_for_update(of=endpoint_table)
     )
+
+
+def lock_endpoints(
+    session: Session, endpoint_ids: Iterable[str], *, now: datetime
+) -> dict[str, Any]:
+    """The endpoints, locked (which makes the count exact when workers claim at once), each
+    with `busy`: its leases in flight."""
+    statement = _endpoints_locked(on_postgres(session))
+    rows = session.execute(statement, {"ids": distinct(endpoint_ids), "now": now})
     return {row.id: row for row in rows}
 
 
@@ -134,63 +146,86 @@ def claim(
     now: datetime,
     limit: int,
     stamp: datetime | None = None,
+    held: Mapping[str, int] | None = None,
 ) -> list[Claim]:
-    """Lease up to `limit` of these deliveries if due (or handed out with this sweep `stamp`)."""
-    query = select(*DUE_COLUMNS).where(among(session, D.id, delivery_ids)).order_by(D.id)
-    return _take(session, locked(session, query), now, limit, stamp)
+    """Lease up to `limit` of these deliveries if due (or handed out with this sweep `stamp`),
+    none for an endpoint whose lane is full (`held`: the claims the process holds unsent or
+    being sent, per endpoint). Rows another transaction has locked are waited for, not
+    skipped: a row handed to this task is claimed or left due here, never left carrying the
+    sweep's stamp until it runs out (a concurrent claim may hold a row it then passes over)."""
+    rows = locked_by_id(session, delivery_ids, skip=False)
+    return _take(session, rows, now, limit, stamp, held)
+
+
+def _next_of(endpoint: ColumnElement[str]) -> AnyRows:
+    """An endpoint's next due deliveries, oldest first."""
+    return (
+        select(*DUE_COLUMNS)
+        .where(
+            D.endpoint_id == endpoint,
+            D.status.in_(OPEN_STATUSES),
+            D.next_attempt_at <= bindparam("now"),
+        )
+        .order_by(D.next_attempt_at)
+        .limit(IN_FLIGHT_PER_ENDPOINT)
+    )
+
+
+@cache
+def _next_due(postgres: bool) -> AnyRows:
+    if not postgres:  # SQLite: one writer, no row locks; one endpoint at a time
+        return _next_of(bindparam("endpoint", type_=String))
+    # PostgreSQL: the next few of each endpoint, all in one statement.
+    endpoints = func.unnest(bindparam("endpoint_ids", type_=ARRAY(String)))
+    wanted_ids = endpoints.table_valued("id").render_derived(name="wanted")
+    per_endpoint = (
+        _next_of(wanted_ids.c.id).with_for_update(skip_locked=True, of=deliveries).lateral("due")
+    )
+    return select(per_endpoint).select_from(wanted_ids).join(per_endpoint, true())
 
 
 def claim_next(
-    session: Session, endpoint_ids: Sequence[str], *, now: datetime, limit: int
+    session: Session,
+    endpoint_ids: Sequence[str],
+    *,
+    now: datetime,
+    limit: int,
+    held: Mapping[str, int] | None = None,
 ) -> list[Claim]:
     """Lease the next due deliveries of these endpoints (a finished attempt frees their slot);
     up to the in-flight limit of each, so no endpoint's backlog crowds out another's."""
-    wanted = sorted(set(endpoint_ids))
+    wanted = distinct(endpoint_ids)
     if not wanted:
         return []
-
-    def next_of(endpoint: Any) -> AnyRows:
-        return (
-            select(*DUE_COLUMNS)
-            .where(
-                D.endpoint_id == endpoint,
-                D.status.in_(OPEN_STATUSES),
-                D.next_attempt_at <= now,
-            )
-            .order_by(D.next_attempt_at)
-            .limit(IN_FLIGHT_PER_ENDPOINT)
-        )
-
-    if session.get_bind().dialect.name != "postgresql":  # SQLite: one writer, no row locks
-        rows = [row for endpoint in wanted for row in locked(session, next_of(endpoint))]
-        return _take(session, rows, now, limit, None)
-    # PostgreSQL: the next few of each endpoint, all in one statement (an array parameter keeps
-    # the statement's compiled form cached).
-    endpoints = func.unnest(bindparam("endpoint_ids", wanted, type_=ARRAY(String)))
-    wanted_ids = endpoints.table_valued("id").render_derived(name="wanted")
-    per_endpoint = (
-        next_of(wanted_ids.c.id).with_for_update(skip_locked=True, of=deliveries).lateral("due")
-    )
-    query = select(per_endpoint).select_from(wanted_ids).join(per_endpoint, true())
-    return _take(session, [Due(*row) for row in session.execute(query)], now, limit, None)
+    postgres = on_postgres(session)
+    if postgres:
+        found = session.execute(_next_due(True), {"endpoint_ids": wanted, "now": now})
+        rows = [Due(*row) for row in found]
+    else:
+        rows = [
+            Due(*row)
+            for endpoint in wanted
+            for row in session.execute(_next_due(False), {"endpoint": endpoint, "now": now})
+        ]
+    return _take(session, rows, now, limit, None, held)
 
 
 def _take(
-    session: Session, rows: list[Due], now: datetime, limit: int, stamp: datetime | None
+    session: Session,
+    rows: list[Due],
+    now: datetime,
+    limit: int,
+    stamp: datetime | None,
+    held: Mapping[str, int] | None,
 ) -> list[Claim]:
     due = [row for row in rows if _due(row, now=now, stamp=stamp)]
     if not due:
         return []
     endpoints = lock_endpoints(session, {row.endpoint_id for row in due}, now=now)
     busy = Counter({endpoint.id: endpoint.busy for endpoint in endpoints.values()})
-    events = {
-        event.id: event
-        for event in session.execute(
-            select(V.id, V.topic, V.payload, V.created_at).where(
-                among(session, V.id, {row.event_id for row in due})
-            )
-        )
-    }
+    lanes = Counter(held or {})
+    rows_named = Rows(session)
+    events = rows_named.events(row.event_id for row in due)
     lease_until = now + lease_length()
     taken: list[Due] = []
     for row in due:
@@ -204,14 +239,19 @@ def _take(
             _bury(row, "event no longer exists")
         elif row.attempts >= webhook.MAX_ATTEMPTS:
             _bury(row, f"no attempt left after {row.attempts}; last: {row.last_error}")
-        elif len(taken) >= limit or busy[row.endpoint_id] >= IN_FLIGHT_PER_ENDPOINT:
+        elif (
+            len(taken) >= limit
+            or busy[row.endpoint_id] >= IN_FLIGHT_PER_ENDPOINT
+            or (held is not None and lanes[row.endpoint_id] >= LANE_LIMIT)
+        ):
             row.change(next_attempt_at=now)  # due: the endpoint's next free slot or the sweep
         else:
             busy[row.endpoint_id] += 1
+            lanes[row.endpoint_id] += 1
             row.change(status=DeliveryStatus.sending, next_attempt_at=lease_until)
             row.attempts += 1
             taken.append(row)
-    claims = _sign(session, taken, endpoints, events, now=now, lease_until=lease_until)
+    claims = _sign(rows_named, taken, endpoints, events, now=now, lease_until=lease_until)
     write(session, rows)
     return claims
 
@@ -221,7 +261,7 @@ def _bury(row: Due, reason: str) -> None:
 
 
 def _sign(
-    session: Session,
+    rows: Rows,
     taken: list[Due],
     endpoints: dict[str, Any],
     events: dict[str, Any],
@@ -231,8 +271,6 @@ def _sign(
 ) -> list[Claim]:
     """Compose each event once (from the rows as they are now) and sign each attempt. A row that
     cannot be composed or signed fails this attempt alone, without holding up the others."""
-    rows = Rows(session)
-    rows.load(events[row.event_id] for row in taken)
     bodies: dict[str, bytes] = {}
     claims: list[Claim] = []
     for row in taken:

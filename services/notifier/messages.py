@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from functools import cache
+from typing import Any, Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import Select, Table, select
 from sqlalchemy.orm import Session
 
-from services.notifier.bulk import among
+from services.notifier.bulk import among, on_postgres
 from shared.domain.events import Topic
 from shared.domain.vocabulary import OrganizationKind
 from shared.models import (
     Offer,
     Organization,
+    OutboxEvent,
     Referral,
     SupportAssignment,
     SupportTeam,
@@ -76,6 +79,46 @@ class EventLike(Protocol):
     def created_at(self) -> datetime: ...
 
 
+EventRow = namedtuple("EventRow", ("id", "topic", "payload", "created_at"))
+PLAIN_ROWS = {model: namedtuple(f"{model.__name__}Row", names) for model, names in COLUMNS.items()}
+Layout = tuple[tuple[Any, int, int], ...]  # each model's columns: (model, first, past the last)
+
+
+@cache
+def _events_with_rows(postgres: bool) -> tuple[Select[Any], Layout]:
+    """Events by id, each beside the rows its payload names and their owners: what composing
+    a batch reads, in one statement (built once)."""
+    events = cast(Table, OutboxEvent.__table__)
+    columns: list[Any] = [events.c.id, events.c.topic, events.c.payload, events.c.created_at]
+    layout: list[tuple[Any, int, int]] = []
+    source: Any = events
+    joined: dict[Any, Any] = {}
+
+    def add(model: Any, table: Any) -> None:
+        layout.append((model, len(columns), len(columns) + len(COLUMNS[model])))
+        columns.extend(table.c[name] for name in COLUMNS[model])
+
+    for key, model in REFERENCES.items():
+        table = model.__table__.alias(key)
+        source = source.outerjoin(table, table.c.id == events.c.payload[key].as_string())
+        joined[model] = table
+        add(model, table)
+    for model in (Referral, Unit):
+        owner = cast(Table, Organization.__table__).alias(f"{model.__tablename__}_owner")
+        source = source.outerjoin(owner, owner.c.id == joined[model].c.organization_id)
+        add(Organization, owner)
+    query = select(*columns).select_from(source).where(among(events.c.id, "ids", postgres=postgres))
+    return query, tuple(layout)
+
+
+@cache
+def _readable(model: Any, postgres: bool) -> Select[Any]:
+    """The columns webhooks may read of a model's rows, by id (built once)."""
+    table = model.__table__
+    columns = [table.c[name] for name in COLUMNS[model]]
+    return select(*columns).where(among(table.c.id, "ids", postgres=postgres))
+
+
 class Rows:
     """The rows webhooks describe, read as plain rows (no ORM objects: composing a batch costs
     one query per table, and little else)."""
@@ -87,13 +130,27 @@ class Rows:
     def _read(self, model: Any, ids: Iterable[str]) -> None:
         wanted = sorted({object_id for object_id in ids if (model, object_id) not in self.found})
         if wanted:
-            table = model.__table__
-            columns = [table.c[name] for name in COLUMNS[model]]
-            query = select(*columns).where(among(self.session, table.c.id, wanted))
-            for row in self.session.execute(query):
+            query = _readable(model, on_postgres(self.session))
+            for row in self.session.execute(query, {"ids": wanted}):
                 self.found[model, row.id] = row
             for object_id in wanted:
                 self.found.setdefault((model, object_id), None)
+
+    def events(self, event_ids: Iterable[str]) -> dict[str, Any]:
+        """These events by id, and everything they name read along, in one statement."""
+        statement, layout = _events_with_rows(on_postgres(self.session))
+        found: dict[str, Any] = {}
+        for row in self.session.execute(statement, {"ids": sorted(set(event_ids))}):
+            event = EventRow(*row[:4])
+            found[event.id] = event
+            for model, first, past in layout:
+                if row[first] is not None:
+                    self.found[model, row[first]] = PLAIN_ROWS[model](*row[first:past])
+            for key, model in REFERENCES.items():
+                named = (event.payload or {}).get(key)
+                if named:
+                    self.found.setdefault((model, named), None)  # (named, and gone)
+        return found
 
     def load(self, events: Iterable[EventLike]) -> None:
         """Read everything these events refer to, one query per table."""

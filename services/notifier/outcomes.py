@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from services.notifier import delivery as webhook
-from services.notifier.bulk import among
-from services.notifier.dues import DUE_COLUMNS, D, Due, locked, log_attempt, write
+from services.notifier.dues import Due, locked_by_id, log_attempt, write
 from services.notifier.ledger import Claim
 from services.notifier.status import DeliveryStatus
 from shared.models import WebhookEndpoint
@@ -20,9 +19,8 @@ Result = tuple[Claim, webhook.Outcome]
 
 def record(session: Session, results: Sequence[Result], *, now: datetime) -> None:
     """Record each attempt (status, duration, error) and decide what happens next."""
-    ids = sorted({claim.delivery_id for claim, _ in results})
-    query = select(*DUE_COLUMNS).where(among(session, D.id, ids)).order_by(D.id)
-    rows = {row.id: row for row in locked(session, query, skip=False)}
+    ids = (claim.delivery_id for claim, _ in results)
+    rows = {row.id: row for row in locked_by_id(session, ids, skip=False)}
     gone: set[str] = set()
     for claim, outcome in results:
         row = rows.get(claim.delivery_id)

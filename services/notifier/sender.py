@@ -1,7 +1,7 @@
 """A worker process's sending: a bounded number of attempts in flight on a thread pool, outcomes
 recorded in batches, and each slot an endpoint frees refilled with that endpoint's next due
 delivery. Tasks only claim and hand over, so a receiver that hangs holds its own slots (at most
-IN_FLIGHT_PER_ENDPOINT of them) and never a Celery worker or anyone else's delivery.
+LANE_LIMIT of them) and never a Celery worker or anyone else's delivery.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from shared.models import utcnow
 
 log = logging.getLogger(__name__)
 
-CAPACITY = 128  # claims held per worker process: sending, waiting in a lane, or not yet recorded
+CAPACITY = 256  # claims held per worker process: sending, waiting in a lane, or not yet recorded
 RECORD_BATCH = 200
 # One recording thread, whose batches grow while it waits on the database, and which lingers a
 # little for more when a batch is small: a record-and-refill transaction costs about the same
@@ -77,6 +77,9 @@ class Sender:
         self._sending: Counter[str] = Counter()
         self._lanes: dict[str, deque[ledger.Claim]] = {}
         self._lanes_lock = threading.Lock()
+        # Claims are made one at a time in a process, each seeing the lanes the one before it
+        # filled, so no lane outgrows its leases.
+        self._claiming = threading.Lock()
         self._recorders = [
             threading.Thread(target=self._record_loop, name=f"webhook-record-{n}", daemon=True)
             for n in range(RECORDERS)
@@ -116,16 +119,30 @@ class Sender:
         """Claim what is due among these deliveries, as far as slots allow, and start sending;
         returns how many started. What cannot start now stays due for the sweep."""
         slots = self._reserve(len(delivery_ids), wait)
-        try:
-            claims = self._transaction(
-                ledger.claim, delivery_ids, now=utcnow(), limit=slots, stamp=stamp
-            )
-        except BaseException:
-            self._release(slots)
-            raise
-        self._release(slots - len(claims))
-        self._start(claims)
+        with self._claiming:
+            try:
+                claims = self._transaction(
+                    ledger.claim,
+                    delivery_ids,
+                    now=utcnow(),
+                    limit=slots,
+                    stamp=stamp,
+                    held=self._held(),
+                )
+            except BaseException:
+                self._release(slots)
+                raise
+            self._release(slots - len(claims))
+            self._start(claims)
         return len(claims)
+
+    def _held(self) -> Counter[str]:
+        """Claims held unsent or being sent, per endpoint."""
+        with self._lanes_lock:
+            held = Counter(self._sending)
+            for endpoint_id, lane in self._lanes.items():
+                held[endpoint_id] += len(lane)
+            return held
 
     def _start(self, claims: list[ledger.Claim]) -> None:
         """Send at most SENDING_PER_ENDPOINT claims of an endpoint at once; the rest wait in
@@ -206,16 +223,21 @@ class Sender:
         """Record a batch and, in the same transaction, lease the next due deliveries of the
         endpoints it frees: their slots pass straight on, and one commit serves both."""
         freed = sorted({claim.endpoint_id for claim, _ in batch})
-        more = self._reserve(len(freed) * ledger.IN_FLIGHT_PER_ENDPOINT - len(batch), wait=0)
-        slots = len(batch) + more
-        try:
-            claims = self._transaction(_record_then_claim, batch, freed, slots)
-        except Exception:
-            log.warning("recording with a refill failed; recording alone", exc_info=True)
-            self._record(batch)
-            claims = []
-        self._release(slots - len(claims))
-        self._start(claims)
+        with self._claiming:
+            held = self._held()
+            room = sum(max(0, ledger.LANE_LIMIT - held[endpoint_id]) for endpoint_id in freed)
+            slots = len(batch) + self._reserve(room - len(batch), wait=0)
+            try:
+                claims = self._transaction(_record_then_claim, batch, freed, slots, held)
+            except Exception:
+                log.warning("recording with a refill failed; recording alone", exc_info=True)
+                claims = None
+            if claims is not None:
+                self._release(slots - len(claims))
+                self._start(claims)
+                return
+        self._record(batch)  # (outside the lock: it may wait and retry for seconds)
+        self._release(slots)
 
     def _record(self, batch: list[Result]) -> None:
         for pause in (*RECORD_RETRIES, None):
@@ -249,13 +271,17 @@ class Sender:
 
 
 def _record_then_claim(
-    session: Session, batch: list[Result], endpoint_ids: list[str], slots: int
+    session: Session,
+    batch: list[Result],
+    endpoint_ids: list[str],
+    slots: int,
+    held: Counter[str],
 ) -> list[ledger.Claim]:
     now = utcnow()
     record(session, batch, now=now)
     if not slots or any(outcome.disable_endpoint for _, outcome in batch):
         return []  # (an endpoint row locked out of order could deadlock another recorder)
-    return ledger.claim_next(session, endpoint_ids, now=now, limit=slots)
+    return ledger.claim_next(session, endpoint_ids, now=now, limit=slots, held=held)
 
 
 _sender: Sender | None = None

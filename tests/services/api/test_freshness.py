@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import pytest
 from sqlalchemy import event, text, update
 
 from services.api.freshness import Watch
@@ -52,13 +54,20 @@ def poll(stack: Stack, headers: dict[str, str], tag: str, query: str = "") -> in
     return response.status_code
 
 
-def test_a_repeated_poll_reads_nothing_until_a_unit_changes_elsewhere(pg_stack: Stack) -> None:
-    stack = pg_stack
+def polling_provider(stack: Stack) -> tuple[dict[str, str], dict[str, Any], str]:
+    """Given a provider with one unit that has polled once, and whose repeated poll is 304
+    (that one reads the key and the marker again, and keeps them)."""
     live(stack)
     provider = stack.key(Role.housing_provider)
     unit = stack.post_unit(provider)
     tag = stack.client.get("/v1/availability", headers=provider).headers["etag"]
-    assert poll(stack, provider, tag) == 304  # reads the key and the marker once more
+    assert poll(stack, provider, tag) == 304
+    return provider, unit, tag
+
+
+def test_a_repeated_poll_reads_nothing_until_a_unit_changes_elsewhere(pg_stack: Stack) -> None:
+    stack = pg_stack
+    provider, unit, tag = polling_provider(stack)
     with statements(stack) as seen:
         for _ in range(5):
             assert poll(stack, provider, tag) == 304
@@ -70,18 +79,16 @@ def test_a_repeated_poll_reads_nothing_until_a_unit_changes_elsewhere(pg_stack: 
     assert poll(stack, provider, tag) == 200
 
 
-def test_own_writes_are_read_at_once(pg_stack: Stack) -> None:
+def test_own_writes_are_read_at_once(pg_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     stack = pg_stack
-    live(stack)
-    provider = stack.key(Role.housing_provider)
-    unit = stack.post_unit(provider)
-    tag = stack.client.get("/v1/availability", headers=provider).headers["etag"]
-    assert poll(stack, provider, tag) == 304
+    provider, unit, tag = polling_provider(stack)
+    # given the notification of the write would come late (here: never)
+    monkeypatch.setattr(watch_of(stack), "_apply", lambda payload: None)
     patched = stack.client.patch(
         f"/v1/units/{unit['id']}", json={"status": "offline"}, headers=provider
     )
     assert patched.status_code == 200
-    assert poll(stack, provider, tag) == 200  # no waiting for the notification
+    assert poll(stack, provider, tag) == 200  # the write itself made the process forget
 
 
 def test_the_fast_answer_is_the_routes_answer(pg_stack: Stack) -> None:
@@ -121,11 +128,7 @@ def test_a_revoked_key_is_refused_once_heard(pg_stack: Stack) -> None:
     from services.keys import revoke_key
 
     stack = pg_stack
-    live(stack)
-    provider = stack.key(Role.housing_provider)
-    stack.post_unit(provider)
-    tag = stack.client.get("/v1/availability", headers=provider).headers["etag"]
-    assert poll(stack, provider, tag) == 304
+    provider, _, tag = polling_provider(stack)
     with stack.session() as session:  # (waits until the API heard of it)
         assert revoke_key(session, key=provider["Authorization"].removeprefix("Bearer "))
     assert poll(stack, provider, tag) == 401
@@ -133,11 +136,8 @@ def test_a_revoked_key_is_refused_once_heard(pg_stack: Stack) -> None:
 
 def test_without_notifications_nothing_is_remembered(pg_stack: Stack) -> None:
     stack = pg_stack
-    watch = live(stack)
-    provider = stack.key(Role.housing_provider)
-    unit = stack.post_unit(provider)
-    tag = stack.client.get("/v1/availability", headers=provider).headers["etag"]
-    assert poll(stack, provider, tag) == 304
+    provider, unit, tag = polling_provider(stack)
+    watch = watch_of(stack)
     # given the listening connection is cut (and kept away while the unit changes)
     with stack.engine.connect() as connection:
         connection.execute(
