@@ -30,6 +30,7 @@ CHANNEL = "hf_changes"
 MAX_AGE = 5.0  # seconds: a bound should a notification ever go missing
 MOST_ENTRIES = 10_000  # per kind; beyond this, everything is forgotten and read again
 RECONNECT_SECONDS = (0.5, 1, 2, 5)
+STOP_CHECK_SECONDS = 0.1  # how often the listening thread looks up to see if it should stop
 
 Token = tuple[int, int]
 
@@ -123,7 +124,7 @@ class Watch:
                         self.live = True
                     failures = 0
                     while not self._stop.is_set():
-                        for note in connection.notifies(timeout=1.0):
+                        for note in connection.notifies(timeout=STOP_CHECK_SECONDS):
                             self._apply(note.payload)
             except Exception:
                 log.warning("change notifications lost; answering from the database", exc_info=True)
