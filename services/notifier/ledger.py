@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, Table, bindparam, func, select, true
+from sqlalchemy import ColumnElement, String, Table, bindparam, func, select, text, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,8 @@ IN_FLIGHT_PER_ENDPOINT = 32
 SENDING_PER_ENDPOINT = 4
 LANE_LIMIT = 12
 LANE_DEPTH = -(-LANE_LIMIT // SENDING_PER_ENDPOINT)  # requests per sending slot
+CLAIM_LOCK_WAIT = "5s"
+CLAIM_LOCK_TIMEOUT = text(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_WAIT}'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +154,11 @@ def claim(
     none for an endpoint whose lane is full (`held`: the claims the process holds unsent or
     being sent, per endpoint). Rows another transaction has locked are waited for, not
     skipped: a row handed to this task is claimed or left due here, never left carrying the
-    sweep's stamp until it runs out (a concurrent claim may hold a row it then passes over)."""
+    sweep's stamp until it runs out (a concurrent claim may hold a row it then passes over).
+    The wait is bounded: a transaction stuck holding a row (a frozen worker) fails this claim
+    after CLAIM_LOCK_WAIT instead of holding up the process's other claims."""
+    if on_postgres(session):
+        session.execute(CLAIM_LOCK_TIMEOUT)
     rows = locked_by_id(session, delivery_ids, skip=False)
     return _take(session, rows, now, limit, stamp, held)
 
