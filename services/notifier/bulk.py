@@ -22,9 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-
-def on_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+from shared.db import is_postgres
 
 
 def among(column: ColumnElement[Any], name: str, *, postgres: bool) -> ColumnElement[bool]:
@@ -55,7 +53,7 @@ def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if not rows:
         return
     names = tuple(rows[0])
-    postgres = on_postgres(session)
+    postgres = is_postgres(session.get_bind())
     statement = _insert(table, names, postgres)
     if not postgres:
         session.execute(statement, rows)

@@ -13,8 +13,9 @@ from typing import Any, cast
 from sqlalchemy import Executable, Select, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from services.notifier.bulk import among, distinct, insert_many, on_postgres
+from services.notifier.bulk import among, distinct, insert_many
 from services.notifier.status import DeliveryStatus
+from shared.db import is_postgres
 from shared.models import Delivery, DeliveryAttempt, new_id
 
 LOST = "attempt lost: its worker stopped before recording the answer (the receiver may have it)"
@@ -81,7 +82,7 @@ def _by_id(postgres: bool, skip: bool) -> AnyRows:
 
 def locked_by_id(session: Session, ids: Iterable[str], *, skip: bool = True) -> list[Due]:
     """These rows, locked as `locked` does, by a statement built once."""
-    rows = session.execute(_by_id(on_postgres(session), skip), {"ids": distinct(ids)})
+    rows = session.execute(_by_id(is_postgres(session.get_bind()), skip), {"ids": distinct(ids)})
     return [Due(*row) for row in rows]
 
 
@@ -111,7 +112,7 @@ def write(session: Session, rows: Iterable[Due]) -> None:
             alike[tuple(getattr(row, name) for name in WRITTEN)].append(row.id)
             attempts += row.attempt_log
     if alike:
-        statement = _write(on_postgres(session))
+        statement = _write(is_postgres(session.get_bind()))
     for state, ids in alike.items():
         values = {f"new_{name}": value for name, value in zip(WRITTEN, state, strict=True)}
         session.execute(statement, {"ids": distinct(ids), **values})

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from services.notifier import delivery as webhook
-from services.notifier.bulk import among, distinct, on_postgres
+from services.notifier.bulk import among, distinct
 from services.notifier.dues import (
     DUE_COLUMNS,
     AnyRows,
@@ -37,6 +37,7 @@ from services.notifier.dues import (
 from services.notifier.messages import Rows, compose
 from services.notifier.status import OPEN_STATUSES, DeliveryStatus
 from shared.config import get_settings
+from shared.db import is_postgres
 from shared.models import WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def lock_endpoints(
 ) -> dict[str, Any]:
     """The endpoints, locked (which makes the count exact when workers claim at once), each
     with `busy`: its leases in flight."""
-    statement = _endpoints_locked(on_postgres(session))
+    statement = _endpoints_locked(is_postgres(session.get_bind()))
     rows = session.execute(statement, {"ids": distinct(endpoint_ids), "now": now})
     return {row.id: row for row in rows}
 
@@ -157,7 +158,7 @@ def claim(
     sweep's stamp until it runs out (a concurrent claim may hold a row it then passes over).
     The wait is bounded: a transaction stuck holding a row (a frozen worker) fails this claim
     after CLAIM_LOCK_WAIT instead of holding up the process's other claims."""
-    if on_postgres(session):
+    if is_postgres(session.get_bind()):
         session.execute(CLAIM_LOCK_TIMEOUT)
     rows = locked_by_id(session, delivery_ids, skip=False)
     return _take(session, rows, now, limit, stamp, held)
@@ -203,7 +204,7 @@ def claim_next(
     wanted = distinct(endpoint_ids)
     if not wanted:
         return []
-    postgres = on_postgres(session)
+    postgres = is_postgres(session.get_bind())
     if postgres:
         found = session.execute(_next_due(True), {"endpoint_ids": wanted, "now": now})
         rows = [Due(*row) for row in found]

@@ -11,7 +11,8 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Select, Table, select
 from sqlalchemy.orm import Session
 
-from services.notifier.bulk import among, on_postgres
+from services.notifier.bulk import among, distinct
+from shared.db import is_postgres
 from shared.domain.events import Topic
 from shared.domain.vocabulary import OrganizationKind
 from shared.models import (
@@ -120,8 +121,8 @@ def _readable(model: Any, postgres: bool) -> Select[Any]:
 
 
 class Rows:
-    """The rows webhooks describe, read as plain rows (no ORM objects: composing a batch costs
-    one query per table, and little else)."""
+    """The rows webhooks describe, read as plain rows (no ORM objects): a batch's events with
+    what they name in one statement (`events`), anything else one query per table."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -130,7 +131,7 @@ class Rows:
     def _read(self, model: Any, ids: Iterable[str]) -> None:
         wanted = sorted({object_id for object_id in ids if (model, object_id) not in self.found})
         if wanted:
-            query = _readable(model, on_postgres(self.session))
+            query = _readable(model, is_postgres(self.session.get_bind()))
             for row in self.session.execute(query, {"ids": wanted}):
                 self.found[model, row.id] = row
             for object_id in wanted:
@@ -138,9 +139,9 @@ class Rows:
 
     def events(self, event_ids: Iterable[str]) -> dict[str, Any]:
         """These events by id, and everything they name read along, in one statement."""
-        statement, layout = _events_with_rows(on_postgres(self.session))
+        statement, layout = _events_with_rows(is_postgres(self.session.get_bind()))
         found: dict[str, Any] = {}
-        for row in self.session.execute(statement, {"ids": sorted(set(event_ids))}):
+        for row in self.session.execute(statement, {"ids": distinct(event_ids)}):
             event = EventRow(*row[:4])
             found[event.id] = event
             for model, first, past in layout:
@@ -151,22 +152,6 @@ class Rows:
                 if named:
                     self.found.setdefault((model, named), None)  # (named, and gone)
         return found
-
-    def load(self, events: Iterable[EventLike]) -> None:
-        """Read everything these events refer to, one query per table."""
-        wanted: dict[str, set[str]] = {key: set() for key in REFERENCES}
-        for event in events:
-            for key in REFERENCES:
-                if value := event.payload.get(key):
-                    wanted[key].add(value)
-        for key, ids in wanted.items():
-            self._read(REFERENCES[key], ids)
-        owners = {
-            row.organization_id
-            for (model, _), row in self.found.items()
-            if row is not None and model in (Referral, Unit)
-        }
-        self._read(Organization, owners)
 
     def get(self, model: Any, object_id: Any) -> Any:
         """The row, or None (when the id is empty or the row is gone)."""
