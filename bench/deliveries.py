@@ -3,13 +3,14 @@
 The measured path is the workers' own: a backlog of support.assigned deliveries (8 support
 teams, one endpoint each, all served by one receiver process) is handed out by the sweep and
 sent by the worker processes' senders: lease, compose from the rows, sign (Standard Webhooks),
-POST, record the attempt and the outcome. Beside it, in the same run, a raw httpx client posts
+POST, record the attempt and the outcome. Beside it, in the same run, raw httpx clients post
 the same bodies with the same concurrency and nothing else. Goal: at least 0.8x the raw rate.
 
 Two shapes are measured: the notifier as deployed (`housingfirst worker` runs 2 processes by
-default) and a single worker process, which is the like-for-like comparison with the raw
-client's one process. Rates count from the first delivery (process start-up excluded, as the
-raw client's connections are warmed before it is timed).
+default, each sending up to 32 requests at once) and a single worker process; each beside as
+many raw client processes, each with the workers' client layout and 32 requests at once. Rates
+count from the first delivery (process start-up excluded, as the raw clients' connections are
+warmed before they are timed).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -55,7 +57,7 @@ from shared.models import (
 DELIVERIES = 3000
 TEAMS = 8
 RUNS = 3
-CONCURRENCY = TEAMS * SENDING_PER_ENDPOINT  # requests at once, for both contenders
+CONCURRENCY = TEAMS * SENDING_PER_ENDPOINT  # requests at once per process, for both contenders
 SHAPES = (2, 1)  # worker processes: as deployed (`housingfirst worker --concurrency 2`), and one
 SHAPE_NAMES = {2: "notifier as deployed (2 processes)", 1: "one worker process"}
 
@@ -141,19 +143,20 @@ def reset(session: Session) -> None:
 
 def bodies(session: Session) -> list[bytes]:
     """The exact bodies the workers send, for the raw client."""
-    events = list(session.scalars(select(OutboxEvent)))
     rows = Rows(session)
-    rows.load(events)
+    events = rows.events(session.scalars(select(OutboxEvent.id)))
     return [
         webhook.body_of(event_type=e.topic, occurred_at=e.created_at, data=compose(rows, e))
-        for e in events
+        for e in events.values()
     ]
 
 
-def raw_rate(url: str, payloads: list[bytes]) -> float:
-    """Posts per second from plain httpx (no signing, no database), laid out as the workers'
+def raw_loop(url: str, payloads: list[bytes], turns: Any, ready: Any, results: Any) -> None:
+    """One raw client process: plain httpx (no signing, no database), laid out as a worker's
     clients are: per endpoint, one client sending SENDING_PER_ENDPOINT requests at once (a
-    single client with all 32 is slower: its pool is the bottleneck, encode/httpx#3215)."""
+    single client with all 32 is slower: its pool is the bottleneck, encode/httpx#3215). On
+    each turn it warms its connections, waits for the other raw processes, posts every
+    payload, and reports when it started and finished and its CPU seconds."""
     limits = httpx.Limits(
         max_connections=SENDING_PER_ENDPOINT, max_keepalive_connections=SENDING_PER_ENDPOINT
     )
@@ -174,16 +177,50 @@ def raw_rate(url: str, payloads: list[bytes]) -> float:
         for future in sent:
             future.result()
 
-    try:
+    while turns.get():
         run(range(CONCURRENCY))  # warm the connections
-        started = time.perf_counter()
+        ready.wait()
+        started, cpu = time.monotonic(), time.process_time()  # (one clock for all processes)
         run(range(len(payloads)))
-        return len(payloads) / (time.perf_counter() - started)
-    finally:
-        for pool in pools:
-            pool.shutdown()
-        for client in clients:
-            client.close()
+        results.put((started, time.monotonic(), time.process_time() - cpu))
+    for pool in pools:
+        pool.shutdown()
+    for client in clients:
+        client.close()
+
+
+class RawClients:
+    """Raw client processes, as many as the worker processes they are compared with."""
+
+    def __init__(self, url: str, payloads: list[bytes], processes: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.posts = len(payloads)
+        self.turns, self.results = context.Queue(), context.Queue()
+        self.ready = context.Barrier(processes)
+        self.processes = [
+            context.Process(
+                target=raw_loop, args=(url, payloads, self.turns, self.ready, self.results)
+            )
+            for _ in range(processes)
+        ]
+        for process in self.processes:
+            process.start()
+
+    def rate(self) -> tuple[float, float]:
+        """Posts per second of all the processes together, from the first start to the last
+        finish; and their CPU (ms) per post."""
+        for _ in self.processes:
+            self.turns.put(True)
+        reports = [self.results.get(timeout=300) for _ in self.processes]
+        posts = self.posts * len(self.processes)
+        elapsed = max(end for _, end, _ in reports) - min(start for start, _, _ in reports)
+        return posts / elapsed, sum(cpu for _, _, cpu in reports) / posts * 1000
+
+    def stop(self) -> None:
+        for _ in self.processes:
+            self.turns.put(False)
+        for process in self.processes:
+            process.join(timeout=60)
 
 
 def send_loop(database_url: str, go: Any, done: Any, cpu: Any) -> None:
@@ -285,38 +322,42 @@ def main() -> list[tuple[str, ...]]:
                 seed(session, url)
                 session.commit()
                 payloads = bodies(session)
-            raw: list[float] = []
-            cpu_raw: list[float] = []
+            raw: dict[int, list[float]] = {n: [] for n in SHAPES}
+            cpu_raw: dict[int, list[float]] = {n: [] for n in SHAPES}
             ours: dict[int, list[float]] = {n: [] for n in SHAPES}
             cpu_ours: dict[int, list[float]] = {n: [] for n in SHAPES}
             workers = {processes: Workers(database_url, processes) for processes in SHAPES}
+            clients = {processes: RawClients(url, payloads, processes) for processes in SHAPES}
             try:
                 for processes in SHAPES:
                     pipeline_rate(engine, workers[processes])  # warm up, not counted
                 for _ in range(RUNS):  # alternating, so all see the same machine
-                    started = time.process_time()
-                    raw.append(raw_rate(url, payloads))
-                    cpu_raw.append((time.process_time() - started) / len(payloads) * 1000)
                     for processes in SHAPES:
-                        rate, cpu = pipeline_rate(engine, workers[processes])
-                        ours[processes].append(rate)
-                        cpu_ours[processes].append(cpu)
+                        for rates, cpus, measure in (
+                            (raw, cpu_raw, clients[processes].rate),
+                            (ours, cpu_ours, partial(pipeline_rate, engine, workers[processes])),
+                        ):
+                            rate, cpu = measure()
+                            rates[processes].append(rate)
+                            cpus[processes].append(cpu)
             finally:
                 for running in workers.values():
                     running.stop()
+                for raw_clients in clients.values():
+                    raw_clients.stop()
             engine.dispose()
     finally:
         receiver.kill()
         receiver.join()
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             f"deliveries/s, {DELIVERIES:,} support.assigned, signed, leased, recorded:"
             f" {SHAPE_NAMES[processes]}",
             f"{median(ours[processes]):,.0f}",
             spread(ours[processes]),
-            f"raw httpx {median(raw):,.0f}/s ({spread(raw)})",
-            f"{median(ours[processes]) / median(raw):.2f}x",
-            f"{CONCURRENCY} requests at once, {TEAMS} endpoints",
+            f"raw httpx {median(raw[processes]):,.0f}/s ({spread(raw[processes])})",
+            f"{median(ours[processes]) / median(raw[processes]):.2f}x",
+            f"{CONCURRENCY * processes} requests at once, {TEAMS} endpoints",
             ">= 0.8x",
         )
         for processes in SHAPES
@@ -326,8 +367,8 @@ def main() -> list[tuple[str, ...]]:
             f"CPU per delivery (ms), {SHAPE_NAMES[processes]}",
             f"{median(cpu_ours[processes]):.2f}",
             spread(cpu_ours[processes]),
-            f"raw httpx {median(cpu_raw):.2f} ({spread(cpu_raw)})",
-            f"{median(cpu_ours[processes]) / median(cpu_raw):.2f}x",
+            f"raw httpx {median(cpu_raw[processes]):.2f} ({spread(cpu_raw[processes])})",
+            f"{median(cpu_ours[processes]) / median(cpu_raw[processes]):.2f}x",
             "signing, leases, attempt rows",
             "-",
         )

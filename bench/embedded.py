@@ -30,7 +30,7 @@ def main() -> list[tuple[str, ...]]:
         for _ in range(RUNS):
             result = closed_loop(api, lambda n: referral(n, outreach), expect=201, seconds=SECONDS)
             rates.append(result.rate)
-    rows = [
+    rows: list[tuple[str, ...]] = [
         ("embedded intake req/s (housingfirst up, 64 conns)", f"{median(rates):,.0f}",
          spread(rates), "-", "-", ">= 300/s", "yes" if median(rates) >= 300 else "no"),
         (f"embedded end to end p50 at {E2E_RATE:.0f}/s (ms)", f"{median(p50):.0f}", spread(p50),

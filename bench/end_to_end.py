@@ -143,7 +143,7 @@ def main() -> list[tuple[str, ...]]:
         low50, low99, low_missing = measure(stack, api, rate=LOWER_RATE, seconds=SECONDS, runs=RUNS)
         p50, p99, missing = measure(stack, api, rate=RATE, seconds=SECONDS, runs=RUNS)
     note = f"{RUNS} runs x {SECONDS:.0f} s at {RATE:.0f}/s; {missing} missing"
-    rows = [
+    rows: list[tuple[str, ...]] = [
         ("end to end p50: POST response -> support.assigned (ms)", f"{median(p50):.0f}",
          spread(p50), note, "-", "<= 30 ms", "yes" if median(p50) <= 30 and not missing else "no"),
         ("end to end p99 (ms)", f"{median(p99):.0f}", spread(p99), "-", "-", "<= 150 ms",

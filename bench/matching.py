@@ -178,7 +178,7 @@ def main() -> list[tuple[str, ...]]:
             session.commit()
         single_times = [one_round(engine) for _ in range(5)]
         engine.dispose()
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             f"round: {UNITS:,} units x {PEOPLE:,} people, commit all offers (s)",
             f"{median(round_times):.2f}",

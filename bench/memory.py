@@ -58,7 +58,7 @@ def main() -> list[tuple[str, ...]]:
                 cursor = page.get("cursor") or page.get("next_cursor")
         loaded = peaks(stack)
     goals = {"api": 150.0, "matcher": 200.0, "notifier": 200.0}
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name, label in (("api", "API worker"), ("matcher", "matcher"), ("notifier", "notifier")):
         for phase, figures in (("intake + polling", during), (f"{PEOPLE:,} referrals", loaded)):
             rows.append(
