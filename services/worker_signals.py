@@ -40,7 +40,9 @@ def _json_logs(**_: Any) -> None:
 
 @task_prerun.connect
 def _bind_ids(task_id: str, task: Any, args: tuple[Any, ...], **_: Any) -> None:
-    event = str(args[0]) if task.name in EVENT_TASKS and args else None
+    event = None
+    if task.name in EVENT_TASKS and args:  # one event id, or a batch of them
+        event = args[0] if isinstance(args[0], str) else ",".join(map(str, args[0]))
     request = getattr(task.request, "request_id", None)
     context = logs.bound(request=request, event=event)
     context.__enter__()

@@ -16,9 +16,10 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import Task
 from sqlalchemy import delete, update
@@ -41,6 +42,14 @@ def task_key(name: str, arguments: list[Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class Start(NamedTuple):
+    """One start of a work: how many there have been (this one included), and why the work is
+    dead (then it must not run) or None."""
+
+    starts: int
+    cause: str | None
+
+
 def note_start(
     session: Session,
     *,
@@ -49,9 +58,9 @@ def note_start(
     arguments: list[Any],
     now: datetime,
     finished: Sequence[str] = (),
-) -> str | None:
-    """Count one start of the work; the cause if it is dead (then it must not run). Also
-    forgets the `finished` works (see BoundedTask), in the same transaction."""
+) -> Start:
+    """Count one start of the work. Also forgets the `finished` works (see BoundedTask), in the
+    same transaction."""
     if finished:
         note_finish(session, keys=finished)
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -70,16 +79,16 @@ def note_start(
         ).returning(TaskRun.starts, TaskRun.dead_at, TaskRun.cause)
     ).one()
     if run.dead_at is not None:
-        return str(run.cause)
+        return Start(run.starts, str(run.cause))
     if run.starts <= MAX_STARTS:
-        return None
+        return Start(run.starts, None)
     cause = (
         f"its worker process died {run.starts - 1} times while running it (killed, crashed"
         " or out of memory); not run again"
     )
     session.execute(update(TaskRun).where(TaskRun.key == key).values(dead_at=now, cause=cause))
     log.error("task is dead after repeated worker loss", extra={"task": name, "key": key})
-    return cause
+    return Start(run.starts, cause)
 
 
 def note_finish(session: Session, *, keys: Sequence[str]) -> None:
@@ -105,7 +114,13 @@ class BoundedTask(Task[Any, Any]):
     A work that returned is forgotten in the transaction that counts this process's next start,
     not in one of its own: one transaction per task instead of two. Until then its record says
     one start, which is harmless (a redelivery would count from there; forget_stale drops it
-    after a day if the process never runs another task)."""
+    after a day if the process never runs another task).
+
+    A task made with `splits=True` takes a list of items as its first argument; started again
+    after its worker was lost, a list of several is not run but sent back as one task per item,
+    so an item that kills its worker is counted, and dies, alone, without taking the others."""
+
+    splits = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.request.called_directly or not args:
@@ -114,7 +129,7 @@ class BoundedTask(Task[Any, Any]):
         key = task_key(self.name, arguments)
         finished = _take_finished()
         try:
-            cause = in_transaction(
+            start = in_transaction(
                 note_start,
                 key=key,
                 name=self.name,
@@ -125,10 +140,19 @@ class BoundedTask(Task[Any, Any]):
         except BaseException:
             _finished.extend(finished)  # forgotten with a later start
             raise
-        if cause is not None:
+        if start.cause is not None:
             log.warning("skipping dead task", extra={"task": self.name, "key": key})
             return None
         try:
+            if self.splits and start.starts > 1 and isinstance(args[0], list) and len(args[0]) > 1:
+                log.warning("splitting a restarted batch", extra={"task": self.name, "key": key})
+                request_id = getattr(self.request, "request_id", None)
+                for item in args[0]:
+                    headers = {"sent_at": str(time.time())}  # (for the queue's oldest age)
+                    if request_id:
+                        headers["request_id"] = str(request_id)
+                    self.apply_async(args=([item], *args[1:]), kwargs=kwargs, headers=headers)
+                return None
             return super().__call__(*args, **kwargs)
         finally:
             _finished.append(key)

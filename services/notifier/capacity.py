@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.notifier.teams import pick_team
+from services.notifier.teams import lock_teams, pick_team
 from shared.domain.events import Topic
 from shared.domain.lifecycle import assignment_transition
 from shared.domain.vocabulary import AssignmentStatus
@@ -29,6 +29,7 @@ def assign_waiting(session: Session) -> int:
             .with_for_update(skip_locked=True)
         )
     )
+    lock_teams(session, [assignment.region for assignment in pending])
     assigned = 0
     for assignment in pending:
         unit = session.scalar(placed_unit(assignment.referral_id))

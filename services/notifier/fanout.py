@@ -1,69 +1,113 @@
 """Acting on an event once: support assignment at a first offer, then one delivery row per
-enabled endpoint subscribed to the event's type, in the organizations the event concerns."""
+enabled endpoint subscribed to the event's type, in the organizations the event concerns.
+
+Every event passes here, so the event is read with the rows it names in one statement (as
+composing a webhook reads it), and the other statements are built once."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Select, Table, select
 from sqlalchemy.orm import Session
 
-from services.notifier.messages import Rows, audience
-from services.notifier.teams import assign_support
-from shared.consumption import already_consumed, record_consumption
+from services.notifier.bulk import among, insert_many
+from services.notifier.messages import EventLike, Rows, audience
+from services.notifier.teams import assign_support, lock_teams
+from shared.consumption import consumed, record_consumption
+from shared.db import is_postgres
 from shared.domain.events import WEBHOOK_TOPICS, Consumer, Topic
-from shared.models import Delivery, OutboxEvent, Referral, Unit, WebhookEndpoint, utcnow
+from shared.models import (
+    Delivery,
+    Referral,
+    Unit,
+    WebhookEndpoint,
+    new_id,
+    utcnow,
+)
+
+_endpoints: Any = WebhookEndpoint.__table__
 
 
-def subscribers(session: Session, event: OutboxEvent) -> list[WebhookEndpoint]:
-    """Enabled endpoints of the concerned organizations that subscribed to this type."""
+@cache
+def _enabled_endpoints(postgres: bool) -> Select[Any]:
+    return (
+        select(_endpoints.c.id, _endpoints.c.organization_id, _endpoints.c.events)
+        .where(
+            among(_endpoints.c.organization_id, "organizations", postgres=postgres),
+            _endpoints.c.enabled.is_(True),
+        )
+        .order_by(_endpoints.c.id)
+    )
+
+
+def subscribers(rows: Rows, event: EventLike) -> list[Any]:
+    """Enabled endpoints (id, organization_id, events) of the concerned organizations that
+    subscribed to this type."""
     if event.topic not in WEBHOOK_TOPICS:
         return []
-    organizations = audience(Rows(session), event)
+    organizations = audience(rows, event)
     if not organizations:
         return []
-    endpoints = session.scalars(
-        select(WebhookEndpoint)
-        .where(
-            WebhookEndpoint.organization_id.in_(organizations),
-            WebhookEndpoint.enabled.is_(True),
-        )
-        .order_by(WebhookEndpoint.id)
-    )
+    statement = _enabled_endpoints(is_postgres(rows.session.get_bind()))
+    endpoints = rows.session.execute(statement, {"organizations": organizations})
     return [endpoint for endpoint in endpoints if event.topic in endpoint.events]
 
 
 def fan_out(session: Session, event_id: str, *, now: datetime | None = None) -> list[str]:
-    """Side effects once, then the event's deliveries (due now); ids of the ones created."""
-    if already_consumed(session, event_id, Consumer.notifier):
+    """One event's side effects once, then its deliveries (due now); ids of the ones created."""
+    return fan_out_all(session, [event_id], now=now)
+
+
+def fan_out_all(
+    session: Session, event_ids: Sequence[str], *, now: datetime | None = None
+) -> list[str]:
+    """As fan_out, for events published together (a round's offers, a fan-out's assignments),
+    in one transaction and one read, in the order they were published (the order in which
+    separate tasks would take them).
+
+    A delivery is made only with the consumption record, in one transaction (and is unique per
+    endpoint and event), so a redelivered task finds the event consumed and makes none. Support
+    teams are locked in id order by every transaction that assigns: with several offers in
+    hand, whose kinds may differ, all the regions' teams are locked first.
+    """
+    ids = list(dict.fromkeys(event_ids))
+    done = consumed(session, ids, Consumer.notifier)
+    ids = [event_id for event_id in ids if event_id not in done]
+    if not ids:
         return []
-    event = session.get(OutboxEvent, event_id)
-    if event is None:
-        return []
-    if event.topic == Topic.offer_created:
-        referral = session.get(Referral, event.payload["referral_id"])
-        unit = session.get(Unit, event.payload["unit_id"])
-        if referral is not None:
-            offer_id = event.payload.get("offer_id")
-            assign_support(session, referral=referral, unit=unit, offer_id=offer_id)
-    existing = set(
-        session.scalars(select(Delivery.endpoint_id).where(Delivery.event_id == event.id))
-    )
-    due_at = now or utcnow()
-    created = [
-        Delivery(
-            endpoint_id=endpoint.id,
-            event_id=event.id,
-            organization_id=endpoint.organization_id,
-            event_type=event.topic,
-            status="pending",
-            attempts=0,
-            next_attempt_at=due_at,
+    rows = Rows(session)
+    found = rows.events(ids)
+    events = [found[event_id] for event_id in ids if event_id in found]
+    offers = [event for event in events if event.topic == Topic.offer_created]
+    if len(offers) > 1:
+        lock_teams(session, [event.region for event in offers])
+    due_at, created_at = now or utcnow(), utcnow()
+    created: list[dict[str, Any]] = []
+    for event in events:
+        if event.topic == Topic.offer_created:
+            referral = session.get(Referral, event.payload["referral_id"])
+            unit = session.get(Unit, event.payload["unit_id"])
+            if referral is not None:
+                offer_id = event.payload.get("offer_id")
+                assign_support(session, referral=referral, unit=unit, offer_id=offer_id)
+        record_consumption(session, event, Consumer.notifier)  # (locks the event row first)
+        created += (
+            {
+                "id": new_id(),
+                "endpoint_id": endpoint.id,
+                "event_id": event.id,
+                "organization_id": endpoint.organization_id,
+                "event_type": event.topic,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": due_at,
+                "created_at": created_at,
+            }
+            for endpoint in subscribers(rows, event)
         )
-        for endpoint in subscribers(session, event)
-        if endpoint.id not in existing
-    ]
-    session.add_all(created)
-    record_consumption(session, event, Consumer.notifier)
-    session.flush()
-    return [delivery.id for delivery in created]
+    insert_many(session, cast(Table, Delivery.__table__), created)
+    return [delivery["id"] for delivery in created]

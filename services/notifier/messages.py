@@ -80,7 +80,7 @@ class EventLike(Protocol):
     def created_at(self) -> datetime: ...
 
 
-EventRow = namedtuple("EventRow", ("id", "topic", "payload", "created_at"))
+EventRow = namedtuple("EventRow", ("id", "topic", "payload", "created_at", "region"))
 PLAIN_ROWS = {model: namedtuple(f"{model.__name__}Row", names) for model, names in COLUMNS.items()}
 Layout = tuple[tuple[Any, int, int], ...]  # each model's columns: (model, first, past the last)
 
@@ -90,7 +90,7 @@ def _events_with_rows(postgres: bool) -> tuple[Select[Any], Layout]:
     """Events by id, each beside the rows its payload names and their owners: what composing
     a batch reads, in one statement (built once)."""
     events = cast(Table, OutboxEvent.__table__)
-    columns: list[Any] = [events.c.id, events.c.topic, events.c.payload, events.c.created_at]
+    columns: list[Any] = [events.c[name] for name in EventRow._fields]
     layout: list[tuple[Any, int, int]] = []
     source: Any = events
     joined: dict[Any, Any] = {}
@@ -142,7 +142,7 @@ class Rows:
         statement, layout = _events_with_rows(is_postgres(self.session.get_bind()))
         found: dict[str, Any] = {}
         for row in self.session.execute(statement, {"ids": distinct(event_ids)}):
-            event = EventRow(*row[:4])
+            event = EventRow(*row[: len(EventRow._fields)])
             found[event.id] = event
             for model, first, past in layout:
                 if row[first] is not None:

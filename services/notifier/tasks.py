@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from celery.signals import worker_process_shutdown
 
-from services.notifier.fanout import fan_out
+from services.notifier.fanout import fan_out_all
 from services.notifier.ledger import lease_length
 from services.notifier.sender import current_sender, get_sender
 from services.notifier.sweep import dispatch_due
@@ -15,15 +16,43 @@ from shared.models import utcnow
 from shared.queue import TaskName, celery_app
 from shared.worker import in_transaction
 
+log = logging.getLogger(__name__)
+
 DISPATCH_CHUNK = 32  # deliveries per deliver task handed out by the sweep
 
 
-@celery_app.task(name=TaskName.notify_event)
-def notify_event(event_id: str) -> None:
-    """Fan an event out to its subscribers and start sending at once."""
-    created = in_transaction(fan_out, event_id)
+@celery_app.task(name=TaskName.notify_event, splits=True)
+def notify_event(event_ids: list[str] | str) -> None:
+    """Fan events out to their subscribers (the events published together, in one
+    transaction) and start sending at once. A batch restarted after its worker was lost is sent
+    back as one task per event (shared/redelivery.py), so a poison event dies alone."""
+    ids = [event_ids] if isinstance(event_ids, str) else event_ids
+    try:
+        created = in_transaction(fan_out_all, ids)
+    except Exception:
+        if len(ids) == 1:
+            raise
+        log.warning("a batch of events failed; acting on each alone", exc_info=True)
+        created = _one_by_one(ids)
     if created:
         get_sender().deliver(created)
+
+
+def _one_by_one(event_ids: list[str]) -> list[str]:
+    """Each event in its own transaction, so one that fails holds back none of the others;
+    raises the first failure after trying them all (the relay re-sends what stays unconsumed)."""
+    created: list[str] = []
+    failure: Exception | None = None
+    for event_id in event_ids:
+        try:
+            created += in_transaction(fan_out_all, [event_id])
+        except Exception as error:
+            failure = failure or error
+    if failure is not None:
+        if created:
+            get_sender().deliver(created)
+        raise failure
+    return created
 
 
 @celery_app.task(name=TaskName.deliver)

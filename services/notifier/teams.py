@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from shared.domain.events import Topic
@@ -15,6 +15,25 @@ from shared.models import Referral, SupportAssignment, SupportTeam, Unit
 from shared.outbox import emit
 
 COUNTS_AGAINST_CAPACITY = (AssignmentStatus.assigned, AssignmentStatus.active)
+
+_TEAMS_OF_REGIONS = (
+    select(SupportTeam.id)
+    .where(SupportTeam.region.in_(bindparam("regions", expanding=True)))
+    .order_by(SupportTeam.id)
+    .with_for_update()
+)
+
+
+def lock_teams(session: Session, regions: list[str | None]) -> None:
+    """Lock every team of these regions, in id order, before assigning several people.
+
+    Every transaction that assigns takes team locks in id order (pick_team locks a region's
+    teams of one kind in id order), so none waits for a lower id while holding a higher one:
+    one assigning several people of different kinds must take them all first, or two such
+    transactions could each hold what the other waits for."""
+    named = sorted({region for region in regions if region})
+    if named:
+        session.execute(_TEAMS_OF_REGIONS, {"regions": named}).all()
 
 
 def team_loads(session: Session, team_ids: list[str]) -> dict[str, int]:

@@ -30,7 +30,8 @@ def key(env: dict[str, str], org: str, kind: str, role: str) -> dict[str, str]:
 
 def depths(client: httpx.Client, ops: dict[str, str]) -> dict[str, int]:
     report = client.get("/v1/ops/queues", headers=ops).json()
-    return {queue["name"]: queue["depth"] for queue in report["queues"]}
+    # (none when the broker did not answer within the report's 5 s: the test asks again)
+    return {queue["name"]: queue["depth"] for queue in report["queues"] or []}
 
 
 def wait_for(check: Any, timeout: float = 60) -> Any:
@@ -63,8 +64,12 @@ def queues_rise_and_drain(env: dict[str, str], tmp_path: Path) -> None:
                     json=referral_body(),
                     headers={**outreach, "Idempotency-Key": f"q{index}"},
                 )
+            # one matcher task per event; the notifier's come in batches of the events
+            # published together (requests answered at once are published together)
             wait_for(
-                lambda: (d := depths(client, ops))["matching"] >= 13 and d["notifications"] >= 13
+                lambda: (
+                    (d := depths(client, ops)).get("matching", 0) >= 13 and d["notifications"] >= 1
+                )
             )
             report = client.get("/v1/ops/queues", headers=ops).json()
             assert report["outbox_pending"] >= 13 and report["workers"] == []

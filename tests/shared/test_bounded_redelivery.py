@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+import pytest
+from celery import Celery
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from shared import worker
 from shared.db import make_engine
 from shared.models import TaskRun, utcnow
 from shared.redelivery import MAX_STARTS, forget_stale, note_finish, note_start, task_key
@@ -15,7 +19,7 @@ from shared.redelivery import MAX_STARTS, forget_stale, note_finish, note_start,
 def start(session: Session, key: str, now: object = None) -> str | None:
     cause = note_start(
         session, key=key, name="matcher.handle_event", arguments=["evt_1"], now=now or utcnow()
-    )
+    ).cause
     session.commit()
     return cause
 
@@ -66,10 +70,50 @@ def test_a_finished_work_is_forgotten_with_the_next_start(database_url: str) -> 
         # given a work that started and returned (its forgetting deferred to the next start)
         assert start(session, first) is None
         # when the process starts its next work, then only that one is counted
-        cause = note_start(
+        begun = note_start(
             session, key=second, name="t", arguments=["b"], now=utcnow(), finished=[first]
         )
         session.commit()
-        assert cause is None
+        assert begun == (1, None)
         assert [run.key for run in session.scalars(select(TaskRun))] == [second]
+    engine.dispose()
+
+
+def test_a_batch_restarted_after_its_worker_was_lost_goes_back_one_task_per_item(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(sqlite_url)
+    monkeypatch.setattr(worker, "get_session_factory", lambda: sessionmaker(engine))
+    app = Celery("split-test", broker="memory://", task_cls="shared.redelivery:BoundedTask")
+    ran: list[list[str]] = []
+
+    @app.task(name="test.batch", splits=True)
+    def batch(items: list[str]) -> None:
+        ran.append(items)
+
+    def published() -> list[Any]:
+        with app.connection_for_read() as connection:
+            queue = connection.SimpleQueue(app.conf.task_default_queue)
+            found = []
+            while queue.qsize():
+                message = queue.get(timeout=1)
+                found.append(message.payload[0])
+                message.ack()
+            return found
+
+    # a batch that starts for the first time runs whole, and is forgotten when it returns
+    batch.apply(args=[["a", "b"]])
+    assert ran == [["a", "b"]] and published() == []
+    # given a batch whose first start never finished (its worker was killed)
+    items = ["c", "d", "e"]
+    with Session(engine) as session:
+        start(session, task_key("test.batch", [items]))
+    # when it is delivered again, then it does not run but comes back as one task per item
+    batch.apply(args=[items])
+    assert ran == [["a", "b"]]
+    assert published() == [[["c"]], [["d"]], [["e"]]]
+    # each of which runs (and would be counted, and die, alone)
+    for item in items:
+        batch.apply(args=[[item]])
+    assert ran == [["a", "b"], ["c"], ["d"], ["e"]]
     engine.dispose()

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from standardwebhooks import Webhook
 
 from httpserver import webhook_receiver
-from services.notifier.fanout import fan_out
+from services.notifier.fanout import fan_out, fan_out_all
 from shared.domain.vocabulary import Role
 from shared.models import Delivery, OutboxEvent, SupportAssignment, utcnow
 from support import Stack
@@ -110,3 +110,36 @@ def test_support_assigned_is_delivered_signed_once(stack: Stack) -> None:
     with stack.session() as session:
         stored = session.get(Delivery, delivery_id)
         assert stored is not None and (stored.status, stored.attempts) == ("delivered", 1)
+
+
+def test_the_offers_of_one_round_are_acted_on_together_once(stack: Stack) -> None:
+    """A round's offers reach the notifier as one task: one transaction assigns support to each
+    person and makes each webhook's delivery, and a redelivered batch makes nothing twice."""
+    support = stack.key(Role.support_provider)
+    acts = [team(stack, support, capacity=1) for _ in range(2)]
+    floating = team(stack, support, kind="floating", capacity=5)
+    people = [
+        stack.post_referral(stack.key(Role.outreach), support_intensity=intensity)
+        for intensity in ("high", "high", "low")
+    ]
+    provider = stack.key(Role.housing_provider)
+    for _ in people:
+        stack.post_unit(provider)
+    stack.match()
+    offers = [event.id for event in events(stack, "offer.created")]
+    assert len(offers) == 3
+    with webhook_receiver() as receiver:
+        hook = endpoint(stack, provider, receiver.url, ["offer.created"])
+        with stack.session() as session:
+            created = fan_out_all(session, [*offers, offers[0]])  # (an id twice: once)
+        with stack.session() as session:
+            made = session.scalars(select(Delivery).where(Delivery.id.in_(created))).all()
+            assert sorted(d.event_id for d in made) == sorted(offers)
+            assert {d.endpoint_id for d in made} == {hook["id"]}
+            teams = {a.referral_id: a.team_id for a in session.scalars(select(SupportAssignment))}
+        assert teams[people[2]["id"]] == floating["id"]
+        assert {teams[people[0]["id"]], teams[people[1]["id"]]} == {a["id"] for a in acts}
+        assert len(events(stack, "support.assigned")) == 3
+        with stack.session() as session:
+            assert fan_out_all(session, offers) == []
+        assert len(events(stack, "support.assigned")) == 3
