@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,23 +79,23 @@ def refs(events: Iterable[OutboxEvent]) -> list[EventRef]:
 
 def send(events: Sequence[EventRef], *, only: Consumer | None = None) -> list[str]:
     """Send the events' ids to their consumers' queues; returns the ids sent everywhere.
-    The matcher gets one task per event (it coalesces by region itself); the notifier one task
-    per BATCH of the events sent together (a round's offers, a fan-out's assignments, what the
-    relay re-sends), which it acts on in one transaction; the batch carries the first event's
-    request id. One producer and, on Redis, one pipelined round trip for the
+    The matcher gets one task per event (it coalesces by region itself); a BATCHED consumer,
+    the notifier, one task per BATCH of the events sent together (a round's offers, a fan-out's
+    assignments, what the relay re-sends), which it acts on in one transaction; a batch carries
+    its first event's request id. One producer and, on Redis, one pipelined round trip for the
     whole batch (kombu's Producer.batch): a publish costs a fraction of a millisecond."""
     messages: list[tuple[Consumer, list[EventRef]]] = []
-    batched: list[EventRef] = []
+    batched: dict[Consumer, list[EventRef]] = defaultdict(list)
     for event in events:
         for consumer in consumers_of(event.topic):
             if only is not None and consumer is not only:
                 continue
             if consumer in BATCHED:
-                batched.append(event)
+                batched[consumer].append(event)
             else:
                 messages.append((consumer, [event]))
-    for start in range(0, len(batched), BATCH):
-        messages.append((Consumer.notifier, batched[start : start + BATCH]))
+    for consumer, carried in batched.items():
+        messages += ((consumer, carried[at : at + BATCH]) for at in range(0, len(carried), BATCH))
     failed: set[str] = set()
     try:
         with celery_app.producer_or_acquire() as producer, producer.batch():

@@ -146,16 +146,19 @@ class BoundedTask(Task[Any, Any]):
         try:
             if self.splits and start.starts > 1 and isinstance(args[0], list) and len(args[0]) > 1:
                 log.warning("splitting a restarted batch", extra={"task": self.name, "key": key})
-                request_id = getattr(self.request, "request_id", None)
-                for item in args[0]:
-                    headers = {"sent_at": str(time.time())}  # (for the queue's oldest age)
-                    if request_id:
-                        headers["request_id"] = str(request_id)
-                    self.apply_async(args=([item], *args[1:]), kwargs=kwargs, headers=headers)
+                self._send_back_one_by_one(args, kwargs)
                 return None
             return super().__call__(*args, **kwargs)
         finally:
             _finished.append(key)
+
+    def _send_back_one_by_one(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        request_id = getattr(self.request, "request_id", None)
+        for item in args[0]:
+            headers = {"sent_at": str(time.time())}  # (for the queue's oldest age)
+            if request_id:
+                headers["request_id"] = str(request_id)
+            self.apply_async(args=([item], *args[1:]), kwargs=kwargs, headers=headers)
 
 
 _finished: list[str] = []  # works of this process that returned, not yet forgotten

@@ -20,14 +20,7 @@ from services.notifier.teams import assign_support, lock_teams
 from shared.consumption import consumed, record_consumption
 from shared.db import is_postgres
 from shared.domain.events import WEBHOOK_TOPICS, Consumer, Topic
-from shared.models import (
-    Delivery,
-    Referral,
-    Unit,
-    WebhookEndpoint,
-    new_id,
-    utcnow,
-)
+from shared.models import Delivery, Referral, Unit, WebhookEndpoint, new_id, utcnow
 
 _endpoints: Any = WebhookEndpoint.__table__
 
@@ -94,7 +87,7 @@ def fan_out_all(
             if referral is not None:
                 offer_id = event.payload.get("offer_id")
                 assign_support(session, referral=referral, unit=unit, offer_id=offer_id)
-        record_consumption(session, event, Consumer.notifier)  # (locks the event row first)
+        record_consumption(session, event, Consumer.notifier)
         created += (
             {
                 "id": new_id(),

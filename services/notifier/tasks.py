@@ -27,20 +27,23 @@ def notify_event(event_ids: list[str] | str) -> None:
     transaction) and start sending at once. A batch restarted after its worker was lost is sent
     back as one task per event (shared/redelivery.py), so a poison event dies alone."""
     ids = [event_ids] if isinstance(event_ids, str) else event_ids
+    failure: Exception | None = None
     try:
         created = in_transaction(fan_out_all, ids)
     except Exception:
         if len(ids) == 1:
             raise
         log.warning("a batch of events failed; acting on each alone", exc_info=True)
-        created = _one_by_one(ids)
+        created, failure = _one_by_one(ids)
     if created:
         get_sender().deliver(created)
+    if failure is not None:  # (the relay re-sends what stays unconsumed)
+        raise failure
 
 
-def _one_by_one(event_ids: list[str]) -> list[str]:
-    """Each event in its own transaction, so one that fails holds back none of the others;
-    raises the first failure after trying them all (the relay re-sends what stays unconsumed)."""
+def _one_by_one(event_ids: list[str]) -> tuple[list[str], Exception | None]:
+    """Each event in its own transaction, so one that fails holds back none of the others:
+    the deliveries made, and the first failure."""
     created: list[str] = []
     failure: Exception | None = None
     for event_id in event_ids:
@@ -48,11 +51,7 @@ def _one_by_one(event_ids: list[str]) -> list[str]:
             created += in_transaction(fan_out_all, [event_id])
         except Exception as error:
             failure = failure or error
-    if failure is not None:
-        if created:
-            get_sender().deliver(created)
-        raise failure
-    return created
+    return created, failure
 
 
 @celery_app.task(name=TaskName.deliver)
