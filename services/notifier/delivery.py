@@ -8,12 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import httpx
 import orjson
 from standardwebhooks import Webhook
 
 from services.notifier.guard import DestinationRefused, deadline
+
+if TYPE_CHECKING:
+    from services.notifier.clients import WebhookClient
 
 # After the first try: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (about 3 days in all).
 RETRY_DELAYS = tuple(
@@ -123,16 +127,17 @@ def classify(response: httpx.Response, *, now: datetime, elapsed: float) -> Outc
 
 
 def send(
-    message: Message, url: str, *, http: httpx.Client, timeout: float, now: datetime
+    message: Message, url: str, *, http: WebhookClient, timeout: float, now: datetime
 ) -> Outcome:
     """POST once within `timeout` seconds in all, and classify what happened."""
     started = time.perf_counter()
     try:
-        with (
-            deadline(timeout),
-            http.stream("POST", url, content=message.body, headers=message.headers) as response,
-        ):
-            return classify(response, now=now, elapsed=time.perf_counter() - started)
+        with deadline(timeout):
+            response = http.post_webhook(url, message.body, message.headers)
+            try:
+                return classify(response, now=now, elapsed=time.perf_counter() - started)
+            finally:
+                response.close()
     except DestinationRefused as error:
         return Outcome(False, None, str(error), time.perf_counter() - started, final=True)
     except httpx.TimeoutException:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, Table, bindparam, func, select, text, true
+from sqlalchemy import ColumnElement, Integer, String, Table, bindparam, func, select, text, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -164,8 +164,8 @@ def claim(
     return _take(session, rows, now, limit, stamp, held)
 
 
-def _next_of(endpoint: ColumnElement[str]) -> AnyRows:
-    """An endpoint's next due deliveries, oldest first."""
+def _next_of(endpoint: ColumnElement[str], room: ColumnElement[int]) -> AnyRows:
+    """An endpoint's next due deliveries, oldest first, as many as it has room for."""
     return (
         select(*DUE_COLUMNS)
         .where(
@@ -174,21 +174,26 @@ def _next_of(endpoint: ColumnElement[str]) -> AnyRows:
             D.next_attempt_at <= bindparam("now"),
         )
         .order_by(D.next_attempt_at)
-        .limit(IN_FLIGHT_PER_ENDPOINT)
+        .limit(room)
     )
 
 
 @cache
 def _next_due(postgres: bool) -> AnyRows:
     if not postgres:  # SQLite: one writer, no row locks; one endpoint at a time
-        return _next_of(bindparam("endpoint", type_=String))
-    # PostgreSQL: the next few of each endpoint, all in one statement.
-    endpoints = func.unnest(bindparam("endpoint_ids", type_=ARRAY(String)))
-    wanted_ids = endpoints.table_valued("id").render_derived(name="wanted")
-    per_endpoint = (
-        _next_of(wanted_ids.c.id).with_for_update(skip_locked=True, of=deliveries).lateral("due")
+        return _next_of(bindparam("endpoint", type_=String), bindparam("room", type_=Integer))
+    # PostgreSQL: the next few of each endpoint, all in one statement; only the rows it can
+    # take are locked (a row locked and left would cost a write for nothing).
+    endpoints = func.unnest(
+        bindparam("endpoint_ids", type_=ARRAY(String)), bindparam("rooms", type_=ARRAY(Integer))
     )
-    return select(per_endpoint).select_from(wanted_ids).join(per_endpoint, true())
+    wanted = endpoints.table_valued("id", "room").render_derived(name="wanted")
+    per_endpoint = (
+        _next_of(wanted.c.id, wanted.c.room)
+        .with_for_update(skip_locked=True, of=deliveries)
+        .lateral("due")
+    )
+    return select(per_endpoint).select_from(wanted).join(per_endpoint, true())
 
 
 def claim_next(
@@ -200,19 +205,25 @@ def claim_next(
     held: Mapping[str, int] | None = None,
 ) -> list[Claim]:
     """Lease the next due deliveries of these endpoints (a finished attempt frees their slot);
-    up to the in-flight limit of each, so no endpoint's backlog crowds out another's."""
-    wanted = distinct(endpoint_ids)
+    up to the in-flight limit of each, and no more than its lane in this process has room for
+    (`held`), so no endpoint's backlog crowds out another's."""
+    room = {
+        endpoint: min(limit, IN_FLIGHT_PER_ENDPOINT, LANE_LIMIT - (held or {}).get(endpoint, 0))
+        for endpoint in distinct(endpoint_ids)
+    }
+    wanted = [endpoint for endpoint, free in room.items() if free > 0]
     if not wanted:
         return []
-    postgres = is_postgres(session.get_bind())
-    if postgres:
-        found = session.execute(_next_due(True), {"endpoint_ids": wanted, "now": now})
-        rows = [Due(*row) for row in found]
+    if is_postgres(session.get_bind()):
+        parameters = {"endpoint_ids": wanted, "rooms": [room[e] for e in wanted], "now": now}
+        rows = [Due(*row) for row in session.execute(_next_due(True), parameters)]
     else:
         rows = [
             Due(*row)
             for endpoint in wanted
-            for row in session.execute(_next_due(False), {"endpoint": endpoint, "now": now})
+            for row in session.execute(
+                _next_due(False), {"endpoint": endpoint, "room": room[endpoint], "now": now}
+            )
         ]
     return _take(session, rows, now, limit, None, held)
 
@@ -251,7 +262,10 @@ def _take(
             or busy[row.endpoint_id] >= IN_FLIGHT_PER_ENDPOINT
             or (held is not None and lanes[row.endpoint_id] >= LANE_LIMIT)
         ):
-            row.change(next_attempt_at=now)  # due: the endpoint's next free slot or the sweep
+            # Left for the endpoint's next free slot or the sweep: a row the sweep stamped is
+            # due again at once; a row already due is not written at all.
+            if row.next_attempt_at and row.next_attempt_at > now:
+                row.change(next_attempt_at=now)
         else:
             busy[row.endpoint_id] += 1
             lanes[row.endpoint_id] += 1

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 
 from services.notifier import delivery as webhook
-from services.notifier.clients import new_client
+from services.notifier.clients import WebhookClient, new_client
 from services.notifier.fanout import fan_out
 from services.notifier.ledger import claim
 from services.notifier.outcomes import record
@@ -74,7 +73,7 @@ def attempt(
     delivery_id: str,
     *,
     now: datetime,
-    http: httpx.Client,
+    http: WebhookClient,
     timeout: float = 2,
 ) -> webhook.Outcome | None:
     """One attempt as a worker makes it, at `now`; None if the delivery was not claimable."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from notifier_support import client, make_hook
 from receivers import Reply, receiver
@@ -14,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from services.notifier import delivery as webhook
+from services.notifier.clients import WebhookClient
 from services.notifier.ledger import IN_FLIGHT_PER_ENDPOINT, SENDING_PER_ENDPOINT, Claim
 from services.notifier.sender import Sender
 from shared.models import Delivery, utcnow
@@ -25,7 +25,7 @@ CAPACITY = 16
 
 @pytest.fixture
 def sender(pg_stack: Stack) -> Iterator[Sender]:
-    clients: dict[str, httpx.Client] = {}
+    clients: dict[str, WebhookClient] = {}
 
     def send(claim: Claim) -> webhook.Outcome:  # one small client per endpoint, as in workers
         http = clients.setdefault(claim.endpoint_id, client(timeout=TIMEOUT))
