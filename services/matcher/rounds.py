@@ -9,16 +9,17 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Text, bindparam, cast, func, insert, select, text, update
+from sqlalchemy import Text, cast, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from services.matcher.units import load_units
 from shared import logs
-from shared.domain.eligibility import PersonFacts, UnitFacts
+from shared.domain.eligibility import PersonFacts
 from shared.domain.events import Topic
 from shared.domain.lifecycle import offer_expires_at
 from shared.domain.priority import OfferDecision, plan_round
-from shared.domain.vocabulary import OfferStatus, ProgrammeTag, ReferralStatus, UnitStatus
+from shared.domain.vocabulary import OfferStatus, ReferralStatus, UnitStatus
 from shared.models import (
     MatchRound,
     Offer,
@@ -62,30 +63,6 @@ def request_round(session: Session, region: str) -> None:
             set_={"requested": RegionMatching.requested + 1},
         )
     )
-
-
-# Built once (every round runs it): plain tuples, one datetime per row, no per-call SQL build.
-_AVAILABLE_UNITS = select(
-    Unit.id,
-    Unit.area,
-    Unit.max_occupants,
-    Unit.wheelchair_accessible,
-    Unit.step_free,
-    Unit.pets_allowed,
-    Unit.eligibility,
-    func.coalesce(Unit.available_since, Unit.created_at),
-    Unit.version,
-).where(Unit.region == bindparam("region"), Unit.status == UnitStatus.available)
-
-
-def load_units(session: Session, region: str) -> list[tuple[UnitFacts, int]]:
-    """Available units of a region with their versions (a hot read of a round)."""
-    rows = session.execute(_AVAILABLE_UNITS, {"region": region}).tuples()
-    # The first six columns are UnitFacts' first six fields; then tags, since, version.
-    return [
-        (UnitFacts(*row[:6], tuple(map(ProgrammeTag, row[6])) if row[6] else (), row[7]), row[8])
-        for row in rows
-    ]
 
 
 def _areas(text_value: str | None) -> tuple[str, ...]:

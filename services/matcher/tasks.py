@@ -21,7 +21,7 @@ from shared.worker import in_transaction
 
 log = logging.getLogger(__name__)
 
-MAX_ROUNDS_PER_DRAIN = 50
+MAX_PLANS = 50  # a round that keeps seeing concurrent changes plans again, this many times
 
 
 def note_trigger(session: Session, event_id: str) -> str | None:
@@ -41,22 +41,20 @@ def finish(session: Session, event_id: str) -> None:
         record_consumption(session, event, Consumer.matcher)
 
 
-def drain(region: str) -> int:
-    """Serve the region's round requests until it is up to date; returns rounds run."""
+def drain(region: str) -> bool:
+    """Serve the region's outstanding round requests: one round serves every request made
+    before it started; whether a round ran. A request made during the round is served by its
+    own task, which waits for this round's lock (or, if that task was lost, by the relay's
+    re-send or sweep_regions), so nobody needs to look again after the round."""
     settings = get_settings()
-    rounds = 0
-    for _ in range(MAX_ROUNDS_PER_DRAIN):
+    for _ in range(MAX_PLANS):
         try:
-            ran = in_transaction(
+            return in_transaction(
                 serve_request, region, now=utcnow(), ttl_hours=settings.offer_ttl_hours
             )
         except StaleRound:
             log.info("round saw a concurrent change; planning again", extra={"region": region})
-            continue
-        if not ran:
-            break
-        rounds += 1
-    return rounds
+    return False
 
 
 @celery_app.task(name=TaskName.match_event)

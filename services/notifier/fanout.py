@@ -19,8 +19,9 @@ from services.notifier.messages import EventLike, Rows, audience
 from services.notifier.teams import assign_support, lock_teams
 from shared.consumption import consumed, record_consumption
 from shared.db import is_postgres
-from shared.domain.events import WEBHOOK_TOPICS, Consumer, Topic
+from shared.domain.events import WEBHOOK_TOPICS, Consumer, Topic, consumers_of
 from shared.models import Delivery, Referral, Unit, WebhookEndpoint, new_id, utcnow
+from shared.outbox import PENDING_EVENTS, EventRef, mark_published
 
 _endpoints: Any = WebhookEndpoint.__table__
 
@@ -66,6 +67,11 @@ def fan_out_all(
     endpoint and event), so a redelivered task finds the event consumed and makes none. Support
     teams are locked in id order by every transaction that assigns: with several offers in
     hand, whose kinds may differ, all the regions' teams are locked first.
+
+    The events this transaction emits that only the notifier acts on (each assignment's
+    support.assigned or support.pending_capacity) are acted on here too, before it commits:
+    published, they would come back to a notifier task only to be read and fanned out the same
+    way, a task, a read and a commit later.
     """
     ids = list(dict.fromkeys(event_ids))
     done = consumed(session, ids, Consumer.notifier)
@@ -78,7 +84,33 @@ def fan_out_all(
     offers = [event for event in events if event.topic == Topic.offer_created]
     if len(offers) > 1:
         lock_teams(session, [event.region for event in offers])
-    due_at, created_at = now or utcnow(), utcnow()
+    due_at = now or utcnow()
+    created = _act(session, rows, events, due_at)
+    own = _take_own_events(session)
+    if own:
+        session.flush()  # (the emitted rows, for the read)
+        emitted = rows.events(own)
+        created += _act(session, rows, [emitted[event_id] for event_id in own], due_at)
+        mark_published(session, own)  # (the relay has nothing to send)
+    insert_many(session, cast(Table, Delivery.__table__), created)
+    return [delivery["id"] for delivery in created]
+
+
+def _take_own_events(session: Session) -> list[str]:
+    """The ids of the events emitted in this session that only the notifier acts on, taken off
+    the list to publish after commit."""
+    pending: list[EventRef] = session.info.get(PENDING_EVENTS, [])
+    own = [ref.id for ref in pending if consumers_of(ref.topic) == (Consumer.notifier,)]
+    session.info[PENDING_EVENTS] = [ref for ref in pending if ref.id not in set(own)]
+    return own
+
+
+def _act(
+    session: Session, rows: Rows, events: Sequence[Any], due_at: datetime
+) -> list[dict[str, Any]]:
+    """Each event's side effects (support at a first offer) and consumption record; the
+    deliveries to make."""
+    created_at = utcnow()
     created: list[dict[str, Any]] = []
     for event in events:
         if event.topic == Topic.offer_created:
@@ -102,5 +134,4 @@ def fan_out_all(
             }
             for endpoint in subscribers(rows, event)
         )
-    insert_many(session, cast(Table, Delivery.__table__), created)
-    return [delivery["id"] for delivery in created]
+    return created

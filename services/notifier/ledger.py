@@ -48,11 +48,13 @@ log = logging.getLogger(__name__)
 # lane's last claim waits behind at most LANE_DEPTH - 1 requests, which the lease's length
 # allows for. Leases being recorded need no such allowance, so the endpoint may hold more
 # leases than a lane: deep enough that its connections stay fed while the finished attempts
-# are recorded in large batches, and a lease still short enough that a lost worker's
-# deliveries are sent again within a minute.
-IN_FLIGHT_PER_ENDPOINT = 32
+# are recorded in large batches (in one process the recording thread waits for the GIL
+# behind the sending threads, so lanes must outlast a record-and-refill transaction), and a
+# lease (LANE_DEPTH requests of 15 s) still short enough that a lost worker's deliveries are
+# sent again within two minutes.
+IN_FLIGHT_PER_ENDPOINT = 64
 SENDING_PER_ENDPOINT = 4
-LANE_LIMIT = 12
+LANE_LIMIT = 24
 LANE_DEPTH = -(-LANE_LIMIT // SENDING_PER_ENDPOINT)  # requests per sending slot
 CLAIM_LOCK_WAIT = "5s"
 CLAIM_LOCK_TIMEOUT = text(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_WAIT}'")

@@ -1,5 +1,6 @@
 """What each answer of a real receiver on 127.0.0.1 does to a delivery, attempt by attempt."""
 
+import base64
 from datetime import timedelta
 from email.utils import format_datetime
 
@@ -132,3 +133,14 @@ def test_tampering_with_body_id_or_timestamp_fails_verification(stack: Stack) ->
     for body, headers in tampered:
         with pytest.raises(Exception, match=r"[Ss]ignature"):
             verifier.verify(body, headers)
+
+
+def test_credentials_in_the_endpoint_url_are_sent_as_basic_auth(stack: Stack) -> None:
+    with receiver() as hooks, client() as http:
+        hook = make_hook(stack, hooks.url.replace("http://", "http://hooks%40team:s3cr%3At@"))
+        outcome = attempt(stack, hook.delivery(), now=utcnow(), http=http)
+        assert outcome is not None and outcome.ok
+        [request] = hooks.requests
+    sent = base64.b64decode(request.headers["authorization"].removeprefix("Basic "))
+    assert sent == b"hooks@team:s3cr:t"
+    assert request.headers["host"].startswith("127.0.0.1:")  # (never the credentials)
