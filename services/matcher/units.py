@@ -23,6 +23,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import String
 
+from shared.db import is_postgres
 from shared.domain.eligibility import UnitFacts
 from shared.domain.vocabulary import ProgrammeTag, UnitStatus
 from shared.models import Unit
@@ -79,21 +80,18 @@ def _unit(row: Any) -> Facts:
 
 def load_units(session: Session, region: str) -> list[Facts]:
     """The region's available units with their versions."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session.get_bind()):
         return [_unit(row) for row in session.execute(_ALL_FACTS, {"region": region})]
     known = _known.get(region, {})
     stamps: dict[str, str] = dict(_fetch(session, _STAMPS, region=region))
-    unseen = [unit_id for unit_id, stamp in stamps.items() if unit_id not in known
-              or known[unit_id][0] != stamp]  # fmt: skip
-    fresh = {}
+    current = {
+        unit_id: known[unit_id]
+        for unit_id, stamp in stamps.items()
+        if unit_id in known and known[unit_id][0] == stamp
+    }
+    unseen = [unit_id for unit_id in stamps if unit_id not in current]
     if unseen:  # (a unit that stopped being available meanwhile is not returned)
         for row in _fetch(session, _FACTS_OF, region=region, ids=unseen):
-            fresh[row[0]] = (row[9], _unit(row))
-    current: dict[str, tuple[str, Facts]] = {}
-    for unit_id, stamp in stamps.items():
-        if unit_id in fresh:
-            current[unit_id] = fresh[unit_id]
-        elif unit_id in known and known[unit_id][0] == stamp:
-            current[unit_id] = known[unit_id]
+            current[row[0]] = (row[9], _unit(row))
     _known[region] = current  # only what is available now: a unit that comes back is read again
     return [facts for _, facts in current.values()]

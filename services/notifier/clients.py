@@ -35,14 +35,12 @@ class WebhookClient(httpx.Client):
     (`https://user:secret@host/...`) sent as Basic auth, is done here."""
 
     def __init__(self, transport: httpx.HTTPTransport, timeout: float) -> None:
+        timeouts = httpx.Timeout(timeout)
         super().__init__(
-            transport=transport,
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,
-            trust_env=False,
+            transport=transport, timeout=timeouts, follow_redirects=False, trust_env=False
         )
         self.webhook_transport = transport
-        self.webhook_timeouts = httpx.Timeout(timeout).as_dict()
+        self.webhook_timeouts = timeouts.as_dict()
 
     def post_webhook(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """POST once; the caller reads and closes the answer. Redirects are answers, never

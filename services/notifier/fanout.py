@@ -101,7 +101,8 @@ def _take_own_events(session: Session) -> list[str]:
     the list to publish after commit."""
     pending: list[EventRef] = session.info.get(PENDING_EVENTS, [])
     own = [ref.id for ref in pending if consumers_of(ref.topic) == (Consumer.notifier,)]
-    session.info[PENDING_EVENTS] = [ref for ref in pending if ref.id not in set(own)]
+    taken = set(own)
+    session.info[PENDING_EVENTS] = [ref for ref in pending if ref.id not in taken]
     return own
 
 
