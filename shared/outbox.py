@@ -53,9 +53,17 @@ def emit_row(
     session: Session | AsyncSession, topic: Topic, *, region: str | None, payload: dict[str, Any]
 ) -> dict[str, Any]:
     """As `emit`, for a Core insert: the event as column values, remembered for publishing."""
-    ref = EventRef(new_id(), topic.value, logs.request_id.get())
+    ref, row = event_row(topic, region=region, payload=payload)
     session.info.setdefault(PENDING_EVENTS, []).append(ref)
-    return {
+    return row
+
+
+def event_row(
+    topic: Topic, *, region: str | None, payload: dict[str, Any]
+) -> tuple[EventRef, dict[str, Any]]:
+    """A new event as column values for a Core insert, and its reference to publish."""
+    ref = EventRef(new_id(), topic.value, logs.request_id.get())
+    return ref, {
         "id": ref.id,
         "topic": ref.topic,
         "region": region,

@@ -29,6 +29,7 @@ from services.api import (
 )
 from services.api.freshness import Watch
 from services.api.guards import Guards
+from services.api.intake import Intakes
 from services.api.publishing import Publisher
 from shared.config import Settings, get_settings
 from shared.db import make_async_engine, make_async_session_factory
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = make_async_session_factory(engine)
         app.state.publisher = Publisher(app.state.sessions)
+        app.state.intakes = Intakes(app.state.sessions)
         await anyio.to_thread.run_sync(warm_up_publishing)
         watch.start()
         yield

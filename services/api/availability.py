@@ -160,8 +160,8 @@ class NotModified:
     the answer the route would give, without the database or the framework. Anything else
     goes on to the route. It sits inside the guards (rate limit, headers) and observation.
 
-    Every other request that may write makes the process forget what it remembers before its
-    answer leaves, so a client always reads its own writes."""
+    Every other request that may write makes the process forget the markers it remembers
+    before its answer leaves, so a client always reads its own writes."""
 
     def __init__(self, app: ASGIApp, *, watch: Watch) -> None:
         self.app = app
@@ -186,7 +186,7 @@ class NotModified:
     def _forgetting(self, send: Send) -> Send:
         async def forgetting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self.watch.forget_all()  # (the write, if any, has committed by now)
+                self.watch.forget_markers()  # (the write, if any, has committed by now)
             await send(message)
 
         return forgetting_send

@@ -6,9 +6,11 @@ or organizations change; notifications go out when the change commits, in commit
 thread per API process LISTENs and moves a generation per organization; a remembered value is
 used only while the generation it was read under still holds, and never after MAX_AGE. So a
 poll answered from memory is at most one notification behind (milliseconds after the commit).
-A write answered by this process forgets everything before its answer leaves, so a client
-reads its own writes. Without a listening connection (SQLite, or the connection lost) nothing
-is remembered and every request reads the database.
+A write answered by this process forgets the availability markers before its answer leaves,
+so a client reads its own writes. (No API route changes a key or an organization: the callers
+it remembers are forgotten only when PostgreSQL says they changed.) Without a listening
+connection (SQLite, or the connection lost) nothing is remembered and every request reads the
+database.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ MOST_ENTRIES = 10_000  # per kind; beyond this, everything is forgotten and read
 RECONNECT_SECONDS = (0.5, 1, 2, 5)
 STOP_CHECK_SECONDS = 0.1  # how often the listening thread looks up to see if it should stop
 
-Token = tuple[int, int]
+Token = tuple[int, ...]
 
 
 class Watch:
@@ -43,7 +45,8 @@ class Watch:
         self.database_url = database_url
         self.live = False
         self._lock = threading.Lock()
-        self._epoch = 0  # moves on (re)connecting and on every write this process answers
+        self._epoch = 0  # moves on (re)connecting
+        self._writes = 0  # moves on every write this process answers
         self._units: Counter[str] = Counter()  # notifications per organization
         self._all_units = 0
         self._callers = 0
@@ -64,7 +67,7 @@ class Watch:
             return None
         with self._lock:
             count = self._all_units if organization_id is None else self._units[organization_id]
-            return self._epoch, count
+            return self._epoch, self._writes, count
 
     def callers_token(self) -> Token | None:
         if not self.live:
@@ -92,10 +95,10 @@ class Watch:
                 kept.clear()
             kept[key] = (token, time.monotonic(), value)
 
-    def forget_all(self) -> None:
-        """This process wrote something: nothing read before counts any more."""
+    def forget_markers(self) -> None:
+        """This process wrote something: no marker read before counts any more."""
         with self._lock:
-            self._epoch += 1
+            self._writes += 1
 
     # Listening.
 

@@ -64,7 +64,13 @@ async def commit(session: AsyncSession, request: Request, background: Background
     (immediate) transaction that blocks the publisher until the request ends.
     """
     await session.commit()
-    events = take_pending(session)
+    publish_after_response(request, background, take_pending(session))
+
+
+def publish_after_response(
+    request: Request, background: BackgroundTasks, events: list[EventRef]
+) -> None:
+    """Hand committed events to this process's publisher once the response has been sent."""
     if events:
         publisher: Publisher = request.app.state.publisher
         background.add_task(publisher.publish, events)

@@ -9,15 +9,14 @@ import orjson
 from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import Table, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.audit import audit_rows, record
 from services.api.auth import Caller
 from services.api.deps import AnyCaller, Db, OutreachCaller
 from services.api.errors import Problem
-from services.api.intake import IDEMPOTENCY, claim_and_find, complete, insert_rows
-from services.api.publishing import commit
+from services.api.intake import IDEMPOTENCY, Intake, Intakes, complete
+from services.api.publishing import publish_after_response
 from services.api.regions import check_region
 from services.api.schemas.referral import (
     OfferSummary,
@@ -30,7 +29,7 @@ from services.api.scope import get_visible
 from shared.domain.events import Topic
 from shared.domain.lifecycle import LIVE_OFFER_STATUSES
 from shared.models import AuditEvent, Offer, OutboxEvent, Referral, SupportAssignment, new_id
-from shared.outbox import emit_row, take_pending
+from shared.outbox import event_row
 
 REFERRALS = cast(Table, Referral.__table__)
 EVENTS = cast(Table, OutboxEvent.__table__)
@@ -149,6 +148,33 @@ def replay(stored: Any, body_fingerprint: str) -> JSONResponse:
     return JSONResponse(stored.response, status_code=stored.status_code, headers=headers)
 
 
+def referral_intake(
+    body: ReferralCreate, caller: Caller, key: str, body_fingerprint: str
+) -> tuple[Intake, dict[str, Any], str]:
+    """What a new referral writes (the referral, its event, its audit entry and the answer
+    kept for its key), the answer and its location."""
+    values = referral_values(body, caller)
+    answer = referral_out(Referral(**values), None, None).model_dump(mode="json")
+    location = f"/v1/referrals/{values['id']}"
+    event, event_values = event_row(
+        Topic.referral_received,
+        region=body.region,
+        payload={"referral_id": values["id"], "organization_id": caller.organization_id},
+    )
+    kept = {
+        "organization_id": caller.organization_id,
+        "key": key,
+        "fingerprint": body_fingerprint,
+        "status_code": 201,
+        "response": answer,
+        "location": location,
+    }
+    rows = [(REFERRALS, values), (EVENTS, complete(EVENTS, event_values))]
+    rows += [(AUDIT, row) for row in audit_rows(caller, "create", "referral", [values["id"]])]
+    rows.append((IDEMPOTENCY, complete(IDEMPOTENCY, kept)))
+    return Intake(caller.organization_id, key, rows=rows, events=[event]), answer, location
+
+
 @router.post("", status_code=201, response_model=ReferralOut)
 async def create_referral(
     body: ReferralCreate,
@@ -158,44 +184,20 @@ async def create_referral(
     caller: OutreachCaller,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
-    """Record a referral once per Idempotency-Key; matching starts the moment it commits."""
+    """Record a referral once per Idempotency-Key; matching starts the moment it commits.
+    The writing is done by the process's batch (intake.py); the request's own session only
+    read the caller, if anything, and ends that read first (on SQLite it holds the lock)."""
     if idempotency_key is None or not 1 <= len(idempotency_key) <= 255:
         raise Problem(400, "The Idempotency-Key header is required (1 to 255 characters).")
     check_region(caller, body.region)
     body_fingerprint = fingerprint(body)
-    stored = await claim_and_find(session, caller, idempotency_key)
+    intake, answer, location = referral_intake(body, caller, idempotency_key, body_fingerprint)
+    await session.commit()
+    intakes: Intakes = request.app.state.intakes
+    stored = await intakes.submit(intake)
     if stored is not None:
         return replay(stored, body_fingerprint)
-    values = referral_values(body, caller)
-    answer = referral_out(Referral(**values), None, None).model_dump(mode="json")
-    location = f"/v1/referrals/{values['id']}"
-    event = emit_row(
-        session,
-        Topic.referral_received,
-        region=body.region,
-        payload={"referral_id": values["id"], "organization_id": caller.organization_id},
-    )
-    kept = {
-        "organization_id": caller.organization_id,
-        "key": idempotency_key,
-        "fingerprint": body_fingerprint,
-        "status_code": 201,
-        "response": answer,
-        "location": location,
-    }
-    rows = [(REFERRALS, values), (EVENTS, complete(EVENTS, event))]
-    rows += [(AUDIT, row) for row in audit_rows(caller, "create", "referral", [values["id"]])]
-    rows.append((IDEMPOTENCY, complete(IDEMPOTENCY, kept)))
-    try:
-        await insert_rows(session, rows)
-        await commit(session, request, background)
-    except IntegrityError:  # the same key committed by a request that overlapped this one
-        await session.rollback()
-        take_pending(session)
-        stored = await claim_and_find(session, caller, idempotency_key)
-        if stored is None:
-            raise
-        return replay(stored, body_fingerprint)
+    publish_after_response(request, background, intake.events)
     return Response(
         orjson.dumps(answer),
         status_code=201,
