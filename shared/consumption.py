@@ -5,12 +5,14 @@ Every task runs these, so their statements are built once (with bound parameters
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from shared.domain.events import Consumer, consumers_of
+from shared.domain.events import MATCHING_TOPICS, Consumer, consumers_of
 from shared.models import EventConsumption, OutboxEvent, utcnow
 
 _consumptions: Any = EventConsumption.__table__
@@ -21,16 +23,40 @@ _CONSUMED = select(_consumptions.c.event_id).where(
     _consumptions.c.consumer == bindparam("consumer"),
 )
 _RECORD = insert(_consumptions)
-_LOCK_EVENT = select(_events.c.id).where(_events.c.id == bindparam("event_id")).with_for_update()
-_COUNT = (
-    select(func.count())
-    .select_from(_consumptions)
-    .where(_consumptions.c.event_id == bindparam("event_id"))
+_LOCK_EVENTS = (
+    select(_events.c.id)
+    .where(_events.c.id.in_(bindparam("event_ids", expanding=True)))
+    .order_by(_events.c.id)
+    .with_for_update()
+)
+UNFINISHED_AT_ONCE = 500
+_UNFINISHED_TRIGGERS = (
+    select(_events.c.id, _events.c.topic)
+    .where(
+        _events.c.processed_at.is_(None),  # (a partial index: few rows)
+        _events.c.region == bindparam("region"),
+        _events.c.topic.in_(sorted(MATCHING_TOPICS)),
+        ~select(_consumptions.c.event_id)
+        .where(
+            _consumptions.c.event_id == _events.c.id,
+            _consumptions.c.consumer == Consumer.matcher.value,
+        )
+        .exists(),
+    )
+    .order_by(_events.c.created_at)
+    .limit(UNFINISHED_AT_ONCE)
 )
 _PROCESSED = (
     update(_events)
-    .where(_events.c.id == bindparam("event_id"))
+    .where(_events.c.id.in_(bindparam("event_ids", expanding=True)))
     .values(processed_at=bindparam("now"))
+)
+_PROCESSED_WHEN_ALL = _PROCESSED.where(
+    select(func.count())
+    .select_from(_consumptions)
+    .where(_consumptions.c.event_id == _events.c.id)
+    .scalar_subquery()
+    >= bindparam("needed")
 )
 
 
@@ -40,24 +66,58 @@ def consumed(session: Session, event_ids: list[str], consumer: Consumer) -> set[
     return set(found)
 
 
+def unfinished_triggers(session: Session, region: str) -> list[Any]:
+    """The region's events (id, topic) that call for a round and the matcher has not recorded
+    yet; at most UNFINISHED_AT_ONCE, oldest first."""
+    return list(session.execute(_UNFINISHED_TRIGGERS, {"region": region}))
+
+
+def lock_events(session: Session, event_ids: list[str]) -> None:
+    """Lock the events' rows in id order. Every transaction that records several consumptions
+    (or marks several events published) takes its event locks this way, first, so no two wait
+    for each other in a cycle."""
+    if event_ids:
+        session.execute(_LOCK_EVENTS, {"event_ids": sorted(set(event_ids))}).all()
+
+
 def already_consumed(session: Session, event_id: str, consumer: Consumer) -> bool:
     """True if this consumer finished this event before (a redelivered task)."""
     return bool(consumed(session, [event_id], consumer))
 
 
 def record_consumption(session: Session, event: Any, consumer: Consumer) -> None:
-    """Mark the event (anything with `id` and `topic`) done for this consumer; done for all
-    marks it processed.
+    """Mark the event (anything with `id` and `topic`) done for this consumer; see
+    record_consumptions."""
+    record_consumptions(session, [event], consumer)
 
-    With several consumers the event row is locked first so two finishing at once cannot both
-    miss each other's row (each would count only its own under READ COMMITTED).
-    """
-    now = utcnow()
-    this = {"event_id": event.id}
-    several = consumers_of(event.topic) != (consumer,)
-    if several:
-        session.execute(_LOCK_EVENT, this)
-    session.execute(_RECORD, {**this, "consumer": consumer.value, "processed_at": now})
-    if several and (session.scalar(_COUNT, this) or 0) < len(consumers_of(event.topic)):
+
+def record_consumptions(session: Session, events: Sequence[Any], consumer: Consumer) -> None:
+    """Mark the events (anything with `id` and `topic`) done for this consumer; an event done
+    for all its consumers is marked processed.
+
+    The events are locked first (in id order, lock_events), so two consumers finishing at
+    once cannot both miss each other's record (each would count only its own under READ
+    COMMITTED)."""
+    if not events:
         return
-    session.execute(_PROCESSED, {**this, "now": now})
+    now = utcnow()
+    several: dict[int, list[str]] = defaultdict(list)  # by how many consumers must finish
+    alone: list[str] = []
+    for event in events:
+        consumers = consumers_of(event.topic)
+        if consumers == (consumer,):
+            alone.append(event.id)
+        else:
+            several[len(consumers)].append(event.id)
+    lock_events(session, [event.id for event in events])
+    session.execute(
+        _RECORD,
+        [
+            {"event_id": event.id, "consumer": consumer.value, "processed_at": now}
+            for event in events
+        ],
+    )
+    for needed, ids in several.items():
+        session.execute(_PROCESSED_WHEN_ALL, {"event_ids": ids, "needed": needed, "now": now})
+    if alone:
+        session.execute(_PROCESSED, {"event_ids": alone, "now": now})

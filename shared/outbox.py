@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 PENDING_EVENTS = "housingfirst.pending_events"
 CONSUMER_TASKS = {Consumer.matcher: TaskName.match_event, Consumer.notifier: TaskName.notify_event}
-BATCHED = frozenset({Consumer.notifier})  # consumers whose task takes a list of event ids
 BATCH = 50  # event ids per task at most
 
 
@@ -87,23 +86,21 @@ def refs(events: Iterable[OutboxEvent]) -> list[EventRef]:
 
 def send(events: Sequence[EventRef], *, only: Consumer | None = None) -> list[str]:
     """Send the events' ids to their consumers' queues; returns the ids sent everywhere.
-    The matcher gets one task per event (it coalesces by region itself); a BATCHED consumer,
-    the notifier, one task per BATCH of the events sent together (a round's offers, a fan-out's
-    assignments, what the relay re-sends), which it acts on in one transaction; a batch carries
-    its first event's request id. One producer and, on Redis, one pipelined round trip for the
-    whole batch (kombu's Producer.batch): a publish costs a fraction of a millisecond."""
-    messages: list[tuple[Consumer, list[EventRef]]] = []
+    Each consumer gets one task per BATCH of the events sent together (a request burst's
+    referrals, a round's offers, a fan-out's assignments, what the relay re-sends), which it
+    acts on together; a batch carries its first event's request id. One producer and, on
+    Redis, one pipelined round trip for the whole batch (kombu's Producer.batch): a publish
+    costs a fraction of a millisecond."""
     batched: dict[Consumer, list[EventRef]] = defaultdict(list)
     for event in events:
         for consumer in consumers_of(event.topic):
-            if only is not None and consumer is not only:
-                continue
-            if consumer in BATCHED:
+            if only is None or consumer is only:
                 batched[consumer].append(event)
-            else:
-                messages.append((consumer, [event]))
-    for consumer, carried in batched.items():
-        messages += ((consumer, carried[at : at + BATCH]) for at in range(0, len(carried), BATCH))
+    messages = [
+        (consumer, carried[at : at + BATCH])
+        for consumer, carried in batched.items()
+        for at in range(0, len(carried), BATCH)
+    ]
     failed: set[str] = set()
     try:
         with celery_app.producer_or_acquire() as producer, producer.batch():
@@ -123,7 +120,7 @@ def _send_one(consumer: Consumer, events: list[EventRef], producer: Any) -> None
     ids = [event.id for event in events]
     celery_app.send_task(
         CONSUMER_TASKS[consumer],
-        args=[ids if consumer in BATCHED else ids[0]],
+        args=[ids],
         headers={"request_id": events[0].request_id, "sent_at": time.time()},
         producer=producer,
     )

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from services.matcher.units import load_units
 from shared import logs
+from shared.consumption import record_consumptions, unfinished_triggers
 from shared.domain.eligibility import PersonFacts
-from shared.domain.events import Topic
+from shared.domain.events import Consumer, Topic
 from shared.domain.lifecycle import offer_expires_at
 from shared.domain.priority import OfferDecision, plan_round
 from shared.domain.vocabulary import OfferStatus, ReferralStatus, UnitStatus
@@ -289,13 +290,21 @@ def run_round(session: Session, region: str, *, now: datetime, ttl_hours: float)
 
 
 def serve_request(session: Session, region: str, *, now: datetime, ttl_hours: float) -> bool:
-    """Run a round if one was requested since the last; False when the region is up to date."""
+    """Run a round if one was requested since the last; False when the region is up to date.
+
+    The round also records, for the matcher, the region's trigger events it has seen (those
+    committed before it began): their own tasks, still queued behind it under load, then find
+    their work done and run no round of their own."""
     lock_region(session, region)
     state = session.get(RegionMatching, region, populate_existing=True)
     if state is None or state.completed >= state.requested:
         return False
     target = state.requested
+    # Read before the round reads anything: each statement sees what had committed when it
+    # began, so every fact these events record is visible to the round's reads after it.
+    seen = unfinished_triggers(session, region)
     run_round(session, region, now=now, ttl_hours=ttl_hours)
+    record_consumptions(session, seen, Consumer.matcher)
     state.completed = target
     state.last_round_at = now
     return True

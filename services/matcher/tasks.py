@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import BindParameter, bindparam, select
 from sqlalchemy.orm import Session
 
 from services.matcher.expiry import expire_due_offers
 from services.matcher.relay import relay_unfinished, relay_unpublished
 from services.matcher.rounds import StaleRound, request_round, serve_request
 from shared.config import get_settings
-from shared.consumption import already_consumed, record_consumption
+from shared.consumption import consumed, lock_events, record_consumptions
 from shared.domain.events import Consumer
 from shared.models import OutboxEvent, RegionMatching, utcnow
 from shared.queue import TaskName, celery_app
@@ -22,23 +22,31 @@ from shared.worker import in_transaction
 log = logging.getLogger(__name__)
 
 MAX_PLANS = 50  # a round that keeps seeing concurrent changes plans again, this many times
+_IDS: BindParameter[str] = bindparam("event_ids", expanding=True)
+_REGIONS = select(OutboxEvent.id, OutboxEvent.region).where(OutboxEvent.id.in_(_IDS))
+_TOPICS = select(OutboxEvent.id, OutboxEvent.topic).where(OutboxEvent.id.in_(_IDS))
 
 
-def note_trigger(session: Session, event_id: str) -> str | None:
-    """Record that the event's region needs a round; None if nothing to do."""
-    if already_consumed(session, event_id, Consumer.matcher):
-        return None
-    event = session.get(OutboxEvent, event_id)
-    if event is None or event.region is None:
-        return None
-    request_round(session, event.region)
-    return event.region
+def note_triggers(session: Session, event_ids: list[str]) -> tuple[list[str], list[str]]:
+    """Record that the events' regions need a round: the events to finish after it (those
+    not finished before, by a redelivered task, and with a region), and the regions."""
+    done = consumed(session, event_ids, Consumer.matcher)
+    pending = [event_id for event_id in dict.fromkeys(event_ids) if event_id not in done]
+    if not pending:
+        return [], []
+    found = dict(session.execute(_REGIONS, {"event_ids": pending}).tuples().all())
+    regions = sorted({region for region in found.values() if region is not None})
+    for region in regions:
+        request_round(session, region)
+    return [event_id for event_id in pending if found.get(event_id) is not None], regions
 
 
-def finish(session: Session, event_id: str) -> None:
-    event = session.get(OutboxEvent, event_id)
-    if event is not None and not already_consumed(session, event_id, Consumer.matcher):
-        record_consumption(session, event, Consumer.matcher)
+def finish(session: Session, event_ids: list[str]) -> None:
+    """Record the events as done by the matcher (their rows locked in id order first)."""
+    lock_events(session, event_ids)  # (before the check: a redelivered twin waits, then sees)
+    done = consumed(session, event_ids, Consumer.matcher)
+    events = session.execute(_TOPICS, {"event_ids": event_ids}).all()
+    record_consumptions(session, [e for e in events if e.id not in done], Consumer.matcher)
 
 
 def drain(region: str) -> bool:
@@ -57,13 +65,18 @@ def drain(region: str) -> bool:
     return False
 
 
-@celery_app.task(name=TaskName.match_event)
-def match_event(event_id: str) -> None:
-    """A change happened: match its region now (rule 4), coalescing with other triggers."""
-    region = in_transaction(note_trigger, event_id)
-    if region is not None:
+@celery_app.task(name=TaskName.match_event, splits=True)
+def match_event(event_ids: list[str] | str) -> None:
+    """Changes happened (the events published together): match their regions now (rule 4),
+    coalescing with other triggers; one round per region for the whole batch. A batch
+    restarted after its worker was lost is sent back as one task per event
+    (shared/redelivery.py), so a poison event dies alone."""
+    ids = [event_ids] if isinstance(event_ids, str) else event_ids
+    noted, regions = in_transaction(note_triggers, ids)
+    for region in regions:
         drain(region)
-        in_transaction(finish, event_id)
+    if noted:
+        in_transaction(finish, noted)
 
 
 @celery_app.task(name=TaskName.match_region)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from services.notifier.bulk import among, insert_many
 from services.notifier.messages import EventLike, Rows, audience
 from services.notifier.teams import assign_support, lock_teams
-from shared.consumption import consumed, record_consumption
+from shared.consumption import consumed, record_consumptions
 from shared.db import is_postgres
 from shared.domain.events import WEBHOOK_TOPICS, Consumer, Topic, consumers_of
 from shared.models import Delivery, Referral, Unit, WebhookEndpoint, new_id, utcnow
@@ -120,7 +120,6 @@ def _act(
             if referral is not None:
                 offer_id = event.payload.get("offer_id")
                 assign_support(session, referral=referral, unit=unit, offer_id=offer_id)
-        record_consumption(session, event, Consumer.notifier)
         created += (
             {
                 "id": new_id(),
@@ -135,4 +134,5 @@ def _act(
             }
             for endpoint in subscribers(rows, event)
         )
+    record_consumptions(session, events, Consumer.notifier)  # (event locks after team locks)
     return created

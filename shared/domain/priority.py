@@ -243,12 +243,20 @@ def plan_round(
     Exact, and fast at scale: people are grouped by what eligibility reads about them, so a
     unit's candidates are the heads of the groups that fit it, kept in a heap per unit profile.
     """
+    if not people:
+        return []
     groups = _Groups(people, on)
     queues: dict[tuple[Any, ...], tuple[_Queue, _Queue]] = {}
     taken: set[str] = set()
-    ordered_units = sorted(units, key=unit_key)
+    # Units in rule 3's order, taken lazily from a heap: once everyone has an offer the rest
+    # are never ordered (a round usually has a few people and thousands of units).
+    ordered = [(unit_key(unit), unit) for unit in units]  # (keys end in the unique unit id)
+    heapq.heapify(ordered)
     decisions: list[OfferDecision] = []
-    for position, unit in enumerate(ordered_units, start=1):
+    position = 0
+    while ordered and len(taken) < len(people):
+        unit = heapq.heappop(ordered)[1]
+        position += 1
         profile = _unit_profile(unit)
         if profile not in queues:
             fitting = groups.fitting(unit)
@@ -272,7 +280,7 @@ def plan_round(
                     chosen,
                     unit,
                     unit_position=position,
-                    units_in_round=len(ordered_units),
+                    units_in_round=len(units),
                     needs_feature=needs_feature,
                     waiting=len(people),
                 ),

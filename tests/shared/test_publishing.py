@@ -26,7 +26,7 @@ def queued(app: Any, queue: Queue) -> list[tuple[str, Any]]:
         return found
 
 
-def test_the_notifier_gets_the_events_sent_together_as_one_task(
+def test_each_consumer_gets_the_events_sent_together_as_one_task(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = make_celery(Settings(broker_url="memory://", data_dir=tmp_path))
@@ -36,10 +36,7 @@ def test_the_notifier_gets_the_events_sent_together_as_one_task(
     internal = EventRef("evt_changed", "unit.changed")
     assert send([received, *offers, internal]) == [e.id for e in [received, *offers, internal]]
     matching = queued(app, Queue.matching)
-    assert matching == [
-        (TaskName.match_event, "evt_received"),
-        (TaskName.match_event, "evt_changed"),
-    ]
+    assert matching == [(TaskName.match_event, ["evt_received", "evt_changed"])]
     notifications = queued(app, Queue.notifications)
     everything = [received.id, *(e.id for e in offers)]
     assert notifications == [
