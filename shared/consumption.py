@@ -80,9 +80,11 @@ def lock_events(session: Session, event_ids: list[str]) -> None:
         session.execute(_LOCK_EVENTS, {"event_ids": sorted(set(event_ids))}).all()
 
 
-def already_consumed(session: Session, event_id: str, consumer: Consumer) -> bool:
-    """True if this consumer finished this event before (a redelivered task)."""
-    return bool(consumed(session, [event_id], consumer))
+def all_consumed(session: Session, event_ids: list[str] | str, consumer: Consumer) -> bool:
+    """True if this consumer finished every one of these events before (a task's list, or a
+    single id as older tasks carry it)."""
+    ids = [event_ids] if isinstance(event_ids, str) else event_ids
+    return len(consumed(session, ids, consumer)) == len(set(ids))
 
 
 def record_consumption(session: Session, event: Any, consumer: Consumer) -> None:

@@ -17,12 +17,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, NamedTuple
 
 from celery import Task
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -63,21 +64,9 @@ def note_start(
     same transaction."""
     if finished:
         note_finish(session, keys=finished)
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(TaskRun).values(
-        key=key,
-        task_name=name,
-        arguments=arguments,
-        starts=1,
-        first_started_at=now,
-        last_started_at=now,
-    )
-    run = session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[TaskRun.key],
-            set_={"starts": TaskRun.starts + 1, "last_started_at": now},
-        ).returning(TaskRun.starts, TaskRun.dead_at, TaskRun.cause)
-    ).one()
+    values = {"run_key": key, "run_name": name, "run_arguments": arguments, "started_at": now}
+    statement = _count_start(session.get_bind().dialect.name == "postgresql")
+    run = session.execute(statement, values).one()
     if run.dead_at is not None:
         return Start(run.starts, str(run.cause))
     if run.starts <= MAX_STARTS:
@@ -93,9 +82,35 @@ def note_start(
 
 def note_finish(session: Session, *, keys: Sequence[str]) -> None:
     """The works returned: forget their starts (a dead record stays for operations)."""
-    session.execute(
-        delete(TaskRun).where(TaskRun.key.in_(sorted(set(keys))), TaskRun.dead_at.is_(None))
+    session.execute(_FORGET, {"keys": sorted(set(keys))})
+
+
+# Every task runs these: Core statements on the table, built once (the ORM's bulk statements
+# built per call cost a task more CPU than the rest of its bookkeeping).
+_RUNS: Any = TaskRun.__table__
+_FORGET = delete(_RUNS).where(
+    _RUNS.c.key.in_(bindparam("keys", expanding=True)), _RUNS.c.dead_at.is_(None)
+)
+
+
+@cache
+def _count_start(postgres: bool) -> Any:
+    insert = postgresql_insert if postgres else sqlite_insert
+    statement = insert(_RUNS).values(
+        key=bindparam("run_key"),
+        task_name=bindparam("run_name"),
+        arguments=bindparam("run_arguments", type_=_RUNS.c.arguments.type),
+        starts=1,
+        first_started_at=bindparam("started_at", type_=_RUNS.c.first_started_at.type),
+        last_started_at=bindparam("started_at", type_=_RUNS.c.last_started_at.type),
     )
+    return statement.on_conflict_do_update(
+        index_elements=[_RUNS.c.key],
+        set_={
+            "starts": _RUNS.c.starts + 1,
+            "last_started_at": statement.excluded.last_started_at,
+        },
+    ).returning(_RUNS.c.starts, _RUNS.c.dead_at, _RUNS.c.cause)
 
 
 def forget_stale(session: Session, *, now: datetime) -> int:
@@ -121,6 +136,10 @@ class BoundedTask(Task[Any, Any]):
     so an item that kills its worker is counted, and dies, alone, without taking the others."""
 
     splits = False
+    # done(session, *args): whether the work was already done (its events recorded by their
+    # consumer, say by a round or a batch that took them first). Asked in the transaction
+    # that counts the start; work done is not run again.
+    done: Callable[..., bool] | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.request.called_directly or not args:
@@ -128,18 +147,28 @@ class BoundedTask(Task[Any, Any]):
         arguments = [*args, kwargs] if kwargs else list(args)
         key = task_key(self.name, arguments)
         finished = _take_finished()
-        try:
-            start = in_transaction(
-                note_start,
+
+        def start_unless_done(session: Session) -> Start | None:
+            start = note_start(
+                session,
                 key=key,
                 name=self.name,
                 arguments=arguments,
                 now=utcnow(),
                 finished=finished,
             )
+            if start.cause is None and self.done is not None and self.done(session, *args):
+                return None
+            return start
+
+        try:
+            start = in_transaction(start_unless_done)
         except BaseException:
             _finished.extend(finished)  # forgotten with a later start
             raise
+        if start is None:
+            _finished.append(key)
+            return None
         if start.cause is not None:
             log.warning("skipping dead task", extra={"task": self.name, "key": key})
             return None

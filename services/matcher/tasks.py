@@ -12,7 +12,7 @@ from services.matcher.expiry import expire_due_offers
 from services.matcher.relay import relay_unfinished, relay_unpublished
 from services.matcher.rounds import StaleRound, request_round, serve_request
 from shared.config import get_settings
-from shared.consumption import consumed, lock_events, record_consumptions
+from shared.consumption import all_consumed, consumed, lock_events, record_consumptions
 from shared.domain.events import Consumer
 from shared.models import OutboxEvent, RegionMatching, utcnow
 from shared.queue import TaskName, celery_app
@@ -65,7 +65,11 @@ def drain(region: str) -> bool:
     return False
 
 
-@celery_app.task(name=TaskName.match_event, splits=True)
+def _matched(session: Session, event_ids: list[str] | str) -> bool:
+    return all_consumed(session, event_ids, Consumer.matcher)
+
+
+@celery_app.task(name=TaskName.match_event, splits=True, done=staticmethod(_matched))
 def match_event(event_ids: list[str] | str) -> None:
     """Changes happened (the events published together): match their regions now (rule 4),
     coalescing with other triggers; one round per region for the whole batch. A batch

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from services.notifier.bulk import among, insert_many
 from services.notifier.messages import EventLike, Rows, audience
-from services.notifier.teams import assign_support, lock_teams
+from services.notifier.teams import Wanted, assign_support_all
 from shared.consumption import consumed, record_consumptions
 from shared.db import is_postgres
 from shared.domain.events import WEBHOOK_TOPICS, Consumer, Topic, consumers_of
@@ -65,8 +65,8 @@ def fan_out_all(
 
     A delivery is made only with the consumption record, in one transaction (and is unique per
     endpoint and event), so a redelivered task finds the event consumed and makes none. Support
-    teams are locked in id order by every transaction that assigns: with several offers in
-    hand, whose kinds may differ, all the regions' teams are locked first.
+    teams are locked in id order by every transaction that assigns: all the teams of the
+    offers' regions at once (teams.assign_support_all).
 
     The events this transaction emits that only the notifier acts on (each assignment's
     support.assigned or support.pending_capacity) are acted on here too, before it commits:
@@ -81,9 +81,6 @@ def fan_out_all(
     rows = Rows(session)
     found = rows.events(ids)
     events = [found[event_id] for event_id in ids if event_id in found]
-    offers = [event for event in events if event.topic == Topic.offer_created]
-    if len(offers) > 1:
-        lock_teams(session, [event.region for event in offers])
     due_at = now or utcnow()
     created = _act(session, rows, events, due_at)
     own = _take_own_events(session)
@@ -111,15 +108,27 @@ def _act(
 ) -> list[dict[str, Any]]:
     """Each event's side effects (support at a first offer) and consumption record; the
     deliveries to make."""
+    wanted = []
+    for event in events:
+        if event.topic == Topic.offer_created:
+            referral = rows.get(Referral, event.payload["referral_id"])
+            unit = rows.get(Unit, event.payload["unit_id"])
+            if referral is not None and event.region is not None:
+                wanted.append(
+                    Wanted(
+                        referral_id=referral.id,
+                        region=event.region,
+                        support_intensity=referral.support_intensity,
+                        unit_id=unit.id if unit else None,
+                        area=unit.area if unit else None,
+                        offer_id=event.payload.get("offer_id"),
+                    )
+                )
+    if wanted:
+        assign_support_all(session, wanted)
     created_at = utcnow()
     created: list[dict[str, Any]] = []
     for event in events:
-        if event.topic == Topic.offer_created:
-            referral = session.get(Referral, event.payload["referral_id"])
-            unit = session.get(Unit, event.payload["unit_id"])
-            if referral is not None:
-                offer_id = event.payload.get("offer_id")
-                assign_support(session, referral=referral, unit=unit, offer_id=offer_id)
         created += (
             {
                 "id": new_id(),

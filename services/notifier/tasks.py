@@ -7,11 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from celery.signals import worker_process_shutdown
+from sqlalchemy.orm import Session
 
 from services.notifier.fanout import fan_out_all
 from services.notifier.ledger import lease_length
 from services.notifier.sender import current_sender, get_sender
 from services.notifier.sweep import dispatch_due
+from shared.consumption import all_consumed
+from shared.domain.events import Consumer
 from shared.models import utcnow
 from shared.queue import TaskName, celery_app
 from shared.worker import in_transaction
@@ -21,7 +24,11 @@ log = logging.getLogger(__name__)
 DISPATCH_CHUNK = 32  # deliveries per deliver task handed out by the sweep
 
 
-@celery_app.task(name=TaskName.notify_event, splits=True)
+def _notified(session: Session, event_ids: list[str] | str) -> bool:
+    return all_consumed(session, event_ids, Consumer.notifier)
+
+
+@celery_app.task(name=TaskName.notify_event, splits=True, done=staticmethod(_notified))
 def notify_event(event_ids: list[str] | str) -> None:
     """Fan events out to their subscribers (the events published together, in one
     transaction) and start sending at once. A batch restarted after its worker was lost is sent

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select
+from collections.abc import Sequence
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from services.notifier.bulk import insert_many
 from shared.domain.events import Topic
 from shared.domain.vocabulary import (
     SUPPORT_KIND_FOR_INTENSITY,
     AssignmentStatus,
     SupportIntensity,
 )
-from shared.models import Referral, SupportAssignment, SupportTeam, Unit
-from shared.outbox import emit
+from shared.models import OutboxEvent, SupportAssignment, SupportTeam, new_id, utcnow
+from shared.outbox import emit_row
 
 COUNTS_AGAINST_CAPACITY = (AssignmentStatus.assigned, AssignmentStatus.active)
 
@@ -67,36 +71,98 @@ def pick_team(session: Session, *, region: str, kind: str, area: str | None) -> 
     return min(with_room, key=lambda team: (loads.get(team.id, 0) / team.capacity, team.created_at))
 
 
-def assign_support(
-    session: Session, *, referral: Referral, unit: Unit | None, offer_id: str | None = None
-) -> None:
-    """Give the person a team at their first offer; wait in pending_capacity if none has room."""
-    existing = session.scalar(
-        select(SupportAssignment).where(SupportAssignment.referral_id == referral.id)
-    )
-    if existing is not None:
+class Wanted(NamedTuple):
+    """A person offered a home, who needs a team if they have none yet."""
+
+    referral_id: str
+    region: str
+    support_intensity: str
+    unit_id: str | None
+    area: str | None
+    offer_id: str | None
+
+
+def assign_support_all(session: Session, wanted: Sequence[Wanted]) -> None:
+    """Give each person without a team one at their first offer, in order; wait in
+    pending_capacity where none has room (rule 6). Set-wise: one read of who has a team, the
+    regions' teams locked in id order and read with their loads in two statements, then the
+    assignments and their events inserted together; each assignment counts against its team
+    for the next person."""
+    has_team = set(session.scalars(_ASSIGNED, {"ids": [w.referral_id for w in wanted]}))
+    todo: dict[str, Wanted] = {}
+    for person in wanted:
+        if person.referral_id not in has_team:
+            todo.setdefault(person.referral_id, person)
+    if not todo:
         return
-    kind = SUPPORT_KIND_FOR_INTENSITY[SupportIntensity(referral.support_intensity)]
-    team = pick_team(session, region=referral.region, kind=kind, area=unit.area if unit else None)
-    assignment = SupportAssignment(
-        referral_id=referral.id,
-        team_id=team.id if team else None,
-        region=referral.region,
-        kind=kind,
-        status=AssignmentStatus.assigned if team else AssignmentStatus.pending_capacity,
+    regions = sorted({person.region for person in todo.values()})
+    teams = session.execute(_TEAMS_TO_ASSIGN, {"regions": regions}).all()  # (locked, id order)
+    loads = team_loads(session, [team.id for team in teams])
+    now = utcnow()
+    assignments: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for person in todo.values():
+        kind = SUPPORT_KIND_FOR_INTENSITY[SupportIntensity(person.support_intensity)]
+        with_room = [
+            team
+            for team in teams
+            if team.region == person.region
+            and team.kind == kind
+            and (not team.areas or person.area is None or person.area in team.areas)
+            and loads.get(team.id, 0) < team.capacity
+        ]
+        team = (
+            min(
+                with_room, key=lambda team: (loads.get(team.id, 0) / team.capacity, team.created_at)
+            )
+            if with_room
+            else None
+        )
+        if team is not None:
+            loads[team.id] = loads.get(team.id, 0) + 1
+        assignment = {
+            "id": new_id(),
+            "referral_id": person.referral_id,
+            "team_id": team.id if team else None,
+            "region": person.region,
+            "kind": kind,
+            "status": AssignmentStatus.assigned if team else AssignmentStatus.pending_capacity,
+            "step_down_reason": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        assignments.append(assignment)
+        events.append(
+            emit_row(
+                session,
+                Topic.support_assigned if team else Topic.support_pending_capacity,
+                region=person.region,
+                payload={
+                    "assignment_id": assignment["id"],
+                    "referral_id": person.referral_id,
+                    "team_id": assignment["team_id"],
+                    "unit_id": person.unit_id,
+                    "offer_id": person.offer_id,
+                },
+            )
+        )
+    insert_many(session, cast(Table, SupportAssignment.__table__), assignments)
+    insert_many(session, cast(Table, OutboxEvent.__table__), events)
+
+
+_ASSIGNED = select(SupportAssignment.referral_id).where(
+    SupportAssignment.referral_id.in_(bindparam("ids", expanding=True))
+)
+_TEAMS_TO_ASSIGN = (
+    select(
+        SupportTeam.id,
+        SupportTeam.region,
+        SupportTeam.kind,
+        SupportTeam.areas,
+        SupportTeam.capacity,
+        SupportTeam.created_at,
     )
-    session.add(assignment)
-    session.flush()
-    topic = Topic.support_assigned if team else Topic.support_pending_capacity
-    emit(
-        session,
-        topic,
-        region=referral.region,
-        payload={
-            "assignment_id": assignment.id,
-            "referral_id": referral.id,
-            "team_id": assignment.team_id,
-            "unit_id": unit.id if unit else None,
-            "offer_id": offer_id,
-        },
-    )
+    .where(SupportTeam.region.in_(bindparam("regions", expanding=True)))
+    .order_by(SupportTeam.id)
+    .with_for_update()
+)

@@ -117,3 +117,34 @@ def test_a_batch_restarted_after_its_worker_was_lost_goes_back_one_task_per_item
         batch.apply(args=[[item]])
     assert ran == [["a", "b"], ["c"], ["d"], ["e"]]
     engine.dispose()
+
+
+def test_work_already_done_is_not_run_and_its_start_is_forgotten(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(sqlite_url)
+    monkeypatch.setattr(worker, "get_session_factory", lambda: sessionmaker(engine))
+    app = Celery("done-test", broker="memory://", task_cls="shared.redelivery:BoundedTask")
+    ran: list[list[str]] = []
+    done_items = {"a", "b"}
+
+    def done(session: Session, items: list[str]) -> bool:
+        assert session.in_transaction()  # (asked in the transaction that counts the start)
+        return set(items) <= done_items
+
+    @app.task(name="test.done", splits=True, done=staticmethod(done))
+    def work(items: list[str]) -> None:
+        ran.append(items)
+
+    # given work whose items were all done by someone else (a round, a batch), it is skipped
+    work.apply(args=[["a", "b"]])
+    assert ran == []
+    # work with anything left to do runs
+    work.apply(args=[["b", "c"]])
+    assert ran == [["b", "c"]]
+    # and neither start is left counted once the next work starts
+    work.apply(args=[["d"]])
+    with Session(engine) as session:
+        keys = set(session.scalars(select(TaskRun.key)))
+    assert keys == {task_key("test.done", [["d"]])}
+    engine.dispose()
