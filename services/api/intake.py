@@ -16,15 +16,34 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Integer, String, Table, and_, bindparam, insert, select, text
+import orjson
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Executable,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.errors import Problem
 from shared.db import is_postgres
-from shared.models import IdempotencyKey
+from shared.models import Base, IdempotencyKey
 from shared.models.base import JSONType
 from shared.outbox import EventRef
 
@@ -57,7 +76,6 @@ _CLAIM_AND_FIND = text(
     response=JSONType,
     location=String,
 )
-_INSERTS: dict[str, Any] = {}
 
 
 def complete(table: Table, values: dict[str, Any]) -> dict[str, Any]:
@@ -160,8 +178,7 @@ class Intakes:
                     continue
                 for table, values in intake.rows:
                     tables.setdefault(table.name, (table, []))[1].append(values)
-            for table, rows in tables.values():
-                await session.execute(_insert(table), rows)
+            await _insert_all(session, list(tables.values()))
             await session.commit()
         return found
 
@@ -199,8 +216,49 @@ async def _claim_and_find(session: AsyncSession, batch: Sequence[Intake]) -> lis
     return answers
 
 
-def _insert(table: Table) -> Any:
-    statement = _INSERTS.get(table.name)
-    if statement is None:
-        statement = _INSERTS[table.name] = insert(table)
+async def _insert_all(
+    session: AsyncSession, tables: list[tuple[Table, list[dict[str, Any]]]]
+) -> None:
+    """Insert each table's rows (all with the same columns). On PostgreSQL one statement for
+    every table, each a data-modifying CTE over one array per column, whatever the count."""
+    if not tables:
+        return
+    if not is_postgres(session.get_bind()):
+        for table, rows in tables:
+            await session.execute(insert(table), rows)
+        return
+    shape = tuple((table.name, tuple(rows[0])) for table, rows in tables)
+    params = {
+        f"t{number}_{key}": [
+            orjson.dumps(row[key]).decode() if _is_json(table, key) else row[key] for row in rows
+        ]
+        for number, (table, rows) in enumerate(tables)
+        for key in rows[0]
+    }
+    await session.execute(_insert_statement(shape), params)
+
+
+def _is_json(table: Table, key: str) -> bool:
+    return isinstance(table.c[key].type, JSON)
+
+
+@lru_cache(maxsize=16)
+def _insert_statement(shape: tuple[tuple[str, tuple[str, ...]], ...]) -> Executable:
+    statement = select(literal(True))
+    for number, (name, keys) in enumerate(shape):
+        table = Base.metadata.tables[name]
+        # (JSON values go as text and are cast: an array of JSON lists would read as an
+        # array of more dimensions)
+        arrays = [
+            bindparam(
+                f"t{number}_{key}", type_=ARRAY(Text if _is_json(table, key) else table.c[key].type)
+            )
+            for key in keys
+        ]
+        rows = func.unnest(*arrays).table_valued(*keys).render_derived(name=f"new_{number}")
+        values = [
+            sql_cast(rows.c[key], JSONB) if _is_json(table, key) else rows.c[key] for key in keys
+        ]
+        written = insert(table).from_select(list(keys), select(*values))
+        statement = statement.add_cte(written.cte(f"written_{number}"))
     return statement

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from types import SimpleNamespace
 from typing import Annotated, Any, cast
 
 import orjson
@@ -34,12 +35,15 @@ from shared.outbox import event_row
 REFERRALS = cast(Table, Referral.__table__)
 EVENTS = cast(Table, OutboxEvent.__table__)
 AUDIT = cast(Table, AuditEvent.__table__)
+_NO_VALUES = {column.key: None for column in REFERRALS.columns}
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 
 
 def referral_out(
-    referral: Referral, offer: Offer | None, assignment: SupportAssignment | None
+    referral: Referral | SimpleNamespace,
+    offer: Offer | None,
+    assignment: SupportAssignment | None,
 ) -> ReferralOut:
     """The referral as API.md shows it, with its current offer and support assignment."""
     return ReferralOut.model_validate(
@@ -154,7 +158,9 @@ def referral_intake(
     """What a new referral writes (the referral, its event, its audit entry and the answer
     kept for its key), the answer and its location."""
     values = referral_values(body, caller)
-    answer = referral_out(Referral(**values), None, None).model_dump(mode="json")
+    # (a plain namespace of the row, not an ORM instance: the answer only reads it)
+    row = SimpleNamespace(**{**_NO_VALUES, **values})
+    answer = referral_out(row, None, None).model_dump(mode="json")
     location = f"/v1/referrals/{values['id']}"
     event, event_values = event_row(
         Topic.referral_received,
