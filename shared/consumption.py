@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from shared.db import is_postgres
 from shared.domain.events import MATCHING_TOPICS, Consumer, consumers_of
 from shared.models import EventConsumption, OutboxEvent, utcnow
 
@@ -22,7 +26,6 @@ _CONSUMED = select(_consumptions.c.event_id).where(
     _consumptions.c.event_id.in_(bindparam("event_ids", expanding=True)),
     _consumptions.c.consumer == bindparam("consumer"),
 )
-_RECORD = insert(_consumptions)
 _LOCK_EVENTS = (
     select(_events.c.id)
     .where(_events.c.id.in_(bindparam("event_ids", expanding=True)))
@@ -58,6 +61,14 @@ _PROCESSED_WHEN_ALL = _PROCESSED.where(
     .scalar_subquery()
     >= bindparam("needed")
 )
+
+
+@cache
+def _record(postgres: bool) -> Any:
+    """The consumption records; one already there (written meanwhile by a round or a task that
+    took the same event) is left as it is."""
+    insert = postgresql_insert if postgres else sqlite_insert
+    return insert(_consumptions).on_conflict_do_nothing()
 
 
 def consumed(session: Session, event_ids: list[str], consumer: Consumer) -> set[str]:
@@ -113,7 +124,7 @@ def record_consumptions(session: Session, events: Sequence[Any], consumer: Consu
             several[len(consumers)].append(event.id)
     lock_events(session, [event.id for event in events])
     session.execute(
-        _RECORD,
+        _record(is_postgres(session.get_bind())),
         [
             {"event_id": event.id, "consumer": consumer.value, "processed_at": now}
             for event in events

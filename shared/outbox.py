@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -139,12 +139,24 @@ def warm_up_publishing() -> None:
 def mark_published(session: Session, event_ids: Sequence[str]) -> None:
     """Record that events reached the broker (the caller commits)."""
     if event_ids:
-        session.execute(
-            update(OutboxEvent)
-            .where(OutboxEvent.id.in_(event_ids))
-            .values(published_at=utcnow())
-            .execution_options(synchronize_session=False)
+        session.execute(MARK_PUBLISHED, {"event_ids": list(event_ids), "now": utcnow()})
+
+
+# The rows are locked in id order first, as consumers lock them (shared/consumption.py), so a
+# published mark never waits in a cycle with a consumer or a round finishing the same events.
+_events: Any = OutboxEvent.__table__
+MARK_PUBLISHED = (
+    update(_events)
+    .where(
+        _events.c.id.in_(
+            select(_events.c.id)
+            .where(_events.c.id.in_(bindparam("event_ids", expanding=True)))
+            .order_by(_events.c.id)
+            .with_for_update()
         )
+    )
+    .values(published_at=bindparam("now"))
+)
 
 
 def emit_all(session: Session | AsyncSession, specs: Iterable[Any], *, region: str | None) -> None:

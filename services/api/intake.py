@@ -5,8 +5,9 @@ answer) on its own; then it joins the next batch. One batch runs at a time per p
 takes every request waiting when it starts, so when idle a batch is one request, committed at
 once, and under load it is one claim of all the Idempotency-Keys, one insert per table and one
 commit for many requests instead of the same three round trips each (the statements, not the
-database's work, were most of an intake's cost). If a batch fails, each of its requests is run
-alone, so one request's failure is never another's.
+database's work, were most of an intake's cost). If a batch fails because of what a request
+sent (a unique violation, bad data), each of its requests is run alone, so one request's
+failure is never another's; if the database is away, the whole batch is answered at once.
 
 Core statements, not the ORM's unit of work: this is the busiest write of the service, and the
 ORM's bookkeeping for four new rows cost more than the database did."""
@@ -38,7 +39,13 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import (
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.errors import Problem
@@ -143,8 +150,11 @@ class Intakes:
         try:
             answers = await self._transaction(batch)
         except Exception as failure:
-            if len(batch) == 1 and not isinstance(failure, IntegrityError):
-                _settle(batch[0], failure)
+            if _not_the_requests(failure) or (
+                len(batch) == 1 and not isinstance(failure, IntegrityError)
+            ):
+                for intake in batch:  # (the database is away: each alone would wait again)
+                    _settle(intake, failure)
                 return
             for intake in batch:
                 await self._run_alone(intake)
@@ -181,6 +191,13 @@ class Intakes:
             await _insert_all(session, list(tables.values()))
             await session.commit()
         return found
+
+
+def _not_the_requests(failure: Exception) -> bool:
+    """A failure of the database or the connection to it, not of anything a request sent."""
+    return isinstance(
+        failure, (OperationalError, InterfaceError, PoolTimeout, DisconnectionError, OSError)
+    )
 
 
 def _settle(intake: Intake, answer: Any) -> None:

@@ -6,27 +6,10 @@ import asyncio
 
 import anyio
 from fastapi import BackgroundTasks, Request
-from sqlalchemy import BindParameter, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.models import OutboxEvent, utcnow
-from shared.outbox import EventRef, send, take_pending
-
-# The rows are locked in id order first (as consumers lock them, shared/consumption.py), so
-# this never waits in a cycle with a consumer finishing the same events.
-_IDS: BindParameter[str] = bindparam("event_ids", expanding=True)
-_MARK_PUBLISHED = (
-    update(OutboxEvent)
-    .where(
-        OutboxEvent.id.in_(
-            select(OutboxEvent.id)
-            .where(OutboxEvent.id.in_(_IDS))
-            .order_by(OutboxEvent.id)
-            .with_for_update()
-        )
-    )
-    .values(published_at=bindparam("now"))
-)
+from shared.models import utcnow
+from shared.outbox import MARK_PUBLISHED, EventRef, send, take_pending
 
 
 async def publish_events(
@@ -37,7 +20,7 @@ async def publish_events(
     if not sent:
         return
     async with sessions() as session:
-        await session.execute(_MARK_PUBLISHED, {"event_ids": sent, "now": utcnow()})
+        await session.execute(MARK_PUBLISHED, {"event_ids": sent, "now": utcnow()})
         await session.commit()
 
 

@@ -27,18 +27,18 @@ _REGIONS = select(OutboxEvent.id, OutboxEvent.region).where(OutboxEvent.id.in_(_
 _TOPICS = select(OutboxEvent.id, OutboxEvent.topic).where(OutboxEvent.id.in_(_IDS))
 
 
-def note_triggers(session: Session, event_ids: list[str]) -> tuple[list[str], list[str]]:
+def note_triggers(session: Session, event_ids: list[str]) -> dict[str, str]:
     """Record that the events' regions need a round: the events to finish after it (those
-    not finished before, by a redelivered task, and with a region), and the regions."""
+    not finished before, by a redelivered task, and with a region), each with its region."""
     done = consumed(session, event_ids, Consumer.matcher)
     pending = [event_id for event_id in dict.fromkeys(event_ids) if event_id not in done]
     if not pending:
-        return [], []
+        return {}
     found = dict(session.execute(_REGIONS, {"event_ids": pending}).tuples().all())
-    regions = sorted({region for region in found.values() if region is not None})
-    for region in regions:
+    noted = {event_id: region for event_id in pending if (region := found.get(event_id))}
+    for region in sorted(set(noted.values())):
         request_round(session, region)
-    return [event_id for event_id in pending if found.get(event_id) is not None], regions
+    return noted
 
 
 def finish(session: Session, event_ids: list[str]) -> None:
@@ -76,11 +76,19 @@ def match_event(event_ids: list[str] | str) -> None:
     restarted after its worker was lost is sent back as one task per event
     (shared/redelivery.py), so a poison event dies alone."""
     ids = [event_ids] if isinstance(event_ids, str) else event_ids
-    noted, regions = in_transaction(note_triggers, ids)
-    for region in regions:
-        drain(region)
+    noted = in_transaction(note_triggers, ids)
+    failure: Exception | None = None
+    for region in sorted(set(noted.values())):
+        try:
+            drain(region)
+        except Exception as error:  # the other regions still match; the relay re-sends this
+            log.warning("a region's round failed", extra={"region": region}, exc_info=True)
+            failure = failure or error
+            noted = {event_id: at for event_id, at in noted.items() if at != region}
     if noted:
-        in_transaction(finish, noted)
+        in_transaction(finish, list(noted))
+    if failure is not None:
+        raise failure
 
 
 @celery_app.task(name=TaskName.match_region)

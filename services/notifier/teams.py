@@ -88,6 +88,9 @@ def assign_support_all(session: Session, wanted: Sequence[Wanted]) -> None:
     regions' teams locked in id order and read with their loads in two statements, then the
     assignments and their events inserted together; each assignment counts against its team
     for the next person."""
+    regions = sorted({person.region for person in wanted})
+    teams = session.execute(_TEAMS_TO_ASSIGN, {"regions": regions}).all()  # (locked, id order)
+    # (read under the team locks: a twin transaction for the same person has committed)
     has_team = set(session.scalars(_ASSIGNED, {"ids": [w.referral_id for w in wanted]}))
     todo: dict[str, Wanted] = {}
     for person in wanted:
@@ -95,8 +98,6 @@ def assign_support_all(session: Session, wanted: Sequence[Wanted]) -> None:
             todo.setdefault(person.referral_id, person)
     if not todo:
         return
-    regions = sorted({person.region for person in todo.values()})
-    teams = session.execute(_TEAMS_TO_ASSIGN, {"regions": regions}).all()  # (locked, id order)
     loads = team_loads(session, [team.id for team in teams])
     now = utcnow()
     assignments: list[dict[str, Any]] = []

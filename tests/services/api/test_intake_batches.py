@@ -128,3 +128,34 @@ def test_a_request_failing_in_a_shared_transaction_fails_alone(stack: Stack) -> 
     assert answers[0] is None and answers[2] is None and answers[3] is None
     assert isinstance(answers[1], Exception)
     assert count(stack, Referral) == 3 and count(stack, IdempotencyKey) == 3
+
+
+def test_when_the_database_is_away_a_batch_is_answered_at_once(tmp_path: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from servers import free_port
+
+    # given a database nobody listens for (a closed port on this machine)
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
+
+    def intake(key: str) -> Intake:
+        body = ReferralCreate.model_validate(referral_body())
+        caller = Caller("key", "org", OrganizationKind.outreach, Role.outreach, ("north",))
+        return referral_intake(body, caller, key, fingerprint(body))[0]
+
+    async def submit_together() -> tuple[list[int], list[Any]]:
+        engine = make_async_engine(url, pool_pre_ping=False)
+        batcher = Intakes(make_async_session_factory(engine))
+        sizes = counting(batcher)
+        try:
+            answers = await asyncio.gather(
+                *(batcher.submit(intake(f"away-{n}")) for n in range(3)), return_exceptions=True
+            )
+        finally:
+            await engine.dispose()
+        return sizes, answers
+
+    sizes, answers = asyncio.run(submit_together())
+    # then one attempt answers all three with the failure (503 at the API), none tried alone
+    assert sizes == [3]
+    assert all(isinstance(answer, OperationalError) for answer in answers)
