@@ -14,6 +14,7 @@ from celery.signals import (
     task_failure,
     task_postrun,
     task_prerun,
+    worker_init,
     worker_ready,
     worker_shutdown,
 )
@@ -22,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from shared import logs
 from shared.config import get_settings
-from shared.db import unit_of_work
+from shared.db import get_engine, unit_of_work
 from shared.models import WorkerHeartbeat, utcnow
 from shared.queue import TaskName
 
@@ -36,6 +37,13 @@ _bindings: dict[str, Any] = {}
 @setup_logging.connect
 def _json_logs(**_: Any) -> None:
     logs.configure(os.environ.get("HOUSINGFIRST_SERVICE", "worker"), get_settings().log_level)
+
+
+@worker_init.connect
+def _load_before_fork(**_: Any) -> None:
+    # The database driver and the engine are loaded once, in the parent, before the pool forks:
+    # each pool process starts with them instead of loading them during its first task.
+    get_engine()
 
 
 @task_prerun.connect

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import String, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -65,10 +66,19 @@ _PROCESSED_WHEN_ALL = _PROCESSED.where(
 
 @cache
 def _record(postgres: bool) -> Any:
-    """The consumption records; one already there (written meanwhile by a round or a task that
-    took the same event) is left as it is."""
-    insert = postgresql_insert if postgres else sqlite_insert
-    return insert(_consumptions).on_conflict_do_nothing()
+    """The consumption records, one per id of `event_ids`; one already there (written
+    meanwhile by a round or a task that took the same event) is left as it is. On PostgreSQL
+    one statement over the ids as one array, not one round of the protocol per event."""
+    if not postgres:
+        return sqlite_insert(_consumptions).on_conflict_do_nothing()
+    ids = func.unnest(bindparam("event_ids", type_=ARRAY(String))).table_valued("event_id")
+    new = select(
+        ids.render_derived(name="new").c.event_id,
+        bindparam("consumer", type_=String),
+        bindparam("now", type_=_consumptions.c.processed_at.type),
+    )
+    columns = ["event_id", "consumer", "processed_at"]
+    return postgresql_insert(_consumptions).from_select(columns, new).on_conflict_do_nothing()
 
 
 def consumed(session: Session, event_ids: list[str], consumer: Consumer) -> set[str]:
@@ -123,13 +133,17 @@ def record_consumptions(session: Session, events: Sequence[Any], consumer: Consu
         else:
             several[len(consumers)].append(event.id)
     lock_events(session, [event.id for event in events])
-    session.execute(
-        _record(is_postgres(session.get_bind())),
-        [
-            {"event_id": event.id, "consumer": consumer.value, "processed_at": now}
-            for event in events
-        ],
-    )
+    if is_postgres(session.get_bind()):
+        ids = list(dict.fromkeys(event.id for event in events))
+        session.execute(_record(True), {"event_ids": ids, "consumer": consumer.value, "now": now})
+    else:
+        session.execute(
+            _record(False),
+            [
+                {"event_id": event.id, "consumer": consumer.value, "processed_at": now}
+                for event in events
+            ],
+        )
     for needed, ids in several.items():
         session.execute(_PROCESSED_WHEN_ALL, {"event_ids": ids, "needed": needed, "now": now})
     if alone:

@@ -96,7 +96,7 @@ async def report(session: AsyncSession) -> dict[str, Any]:
         status: count
         for status, count in (
             await session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
-        ).tuples()
+        )
     }
     rounds = [
         {

@@ -125,7 +125,7 @@ async def summary(session: Db, caller: ReportCaller, region: str | None = None) 
                 )
                 .group_by(Offer.status)
             )
-        ).tuples()
+        )
     }
     return {
         "region": region,

@@ -106,7 +106,7 @@ def load_people(session: Session, region: str) -> list[tuple[PersonFacts, int]]:
             Referral.created_at,
             Referral.version,
         ).where(Referral.region == region, Referral.status == ReferralStatus.waiting)
-    ).tuples()
+    )
     no_declines: frozenset[str] = frozenset()
     return [
         (

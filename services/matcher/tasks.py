@@ -34,7 +34,7 @@ def note_triggers(session: Session, event_ids: list[str]) -> dict[str, str]:
     pending = [event_id for event_id in dict.fromkeys(event_ids) if event_id not in done]
     if not pending:
         return {}
-    found = dict(session.execute(_REGIONS, {"event_ids": pending}).tuples().all())
+    found = dict(session.execute(_REGIONS, {"event_ids": pending}).all())
     noted = {event_id: region for event_id in pending if (region := found.get(event_id))}
     for region in sorted(set(noted.values())):
         request_round(session, region)

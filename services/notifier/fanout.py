@@ -15,7 +15,7 @@ from sqlalchemy import Select, Table, select
 from sqlalchemy.orm import Session
 
 from services.notifier.bulk import among, insert_many
-from services.notifier.messages import EventLike, Rows, audience
+from services.notifier.messages import Rows, audience
 from services.notifier.teams import Wanted, assign_support_all
 from shared.consumption import consumed, record_consumptions
 from shared.db import is_postgres
@@ -38,17 +38,35 @@ def _enabled_endpoints(postgres: bool) -> Select[Any]:
     )
 
 
-def subscribers(rows: Rows, event: EventLike) -> list[Any]:
-    """Enabled endpoints (id, organization_id, events) of the concerned organizations that
-    subscribed to this type."""
-    if event.topic not in WEBHOOK_TOPICS:
-        return []
-    organizations = audience(rows, event)
-    if not organizations:
-        return []
-    statement = _enabled_endpoints(is_postgres(rows.session.get_bind()))
-    endpoints = rows.session.execute(statement, {"organizations": organizations})
-    return [endpoint for endpoint in endpoints if event.topic in endpoint.events]
+def subscribers(rows: Rows, events: Sequence[Any]) -> dict[str, list[Any]]:
+    """Each event's enabled endpoints (id, organization_id, events) among the organizations it
+    concerns that subscribed to its type, by event id. The endpoints of all their
+    organizations are read at once, and each organization's once per transaction (`rows`
+    keeps them: the events a fan-out emits find their organizations read)."""
+    audiences = {
+        event.id: audience(rows, event) for event in events if event.topic in WEBHOOK_TOPICS
+    }
+    known = rows.endpoints
+    unread = sorted({org for orgs in audiences.values() for org in orgs} - known.keys())
+    if unread:
+        statement = _enabled_endpoints(is_postgres(rows.session.get_bind()))
+        for org in unread:
+            known[org] = []
+        for endpoint in rows.session.execute(statement, {"organizations": unread}):
+            known[endpoint.organization_id].append(endpoint)
+    topics = {event.id: event.topic for event in events}
+    return {
+        event_id: sorted(
+            (
+                endpoint
+                for org in orgs
+                for endpoint in known[org]
+                if topics[event_id] in endpoint.events
+            ),
+            key=lambda endpoint: endpoint.id,
+        )
+        for event_id, orgs in audiences.items()
+    }
 
 
 def fan_out(session: Session, event_id: str, *, now: datetime | None = None) -> list[str]:
@@ -128,6 +146,7 @@ def _act(
         assign_support_all(session, wanted)
     created_at = utcnow()
     created: list[dict[str, Any]] = []
+    endpoints = subscribers(rows, events)
     for event in events:
         created += (
             {
@@ -141,7 +160,7 @@ def _act(
                 "next_attempt_at": due_at,
                 "created_at": created_at,
             }
-            for endpoint in subscribers(rows, event)
+            for endpoint in endpoints.get(event.id, ())
         )
     record_consumptions(session, events, Consumer.notifier)  # (event locks after team locks)
     return created

@@ -127,6 +127,7 @@ class Rows:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.found: dict[tuple[Any, str], Any] = {}
+        self.endpoints: dict[str, list[Any]] = {}  # by organization (fanout.subscribers)
 
     def _read(self, model: Any, ids: Iterable[str]) -> None:
         wanted = sorted({object_id for object_id in ids if (model, object_id) not in self.found})
