@@ -27,6 +27,7 @@ from services.api import (
     units,
     webhooks,
 )
+from services.api.dependency_keys import remember_dependency_keys
 from services.api.freshness import Watch
 from services.api.guards import Guards
 from services.api.intake import Intakes
@@ -38,6 +39,7 @@ from shared.outbox import warm_up_publishing
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI application for the given settings."""
+    remember_dependency_keys()
     settings = settings or get_settings()
     watch = Watch(settings.database_url)
 

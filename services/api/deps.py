@@ -71,12 +71,11 @@ def stale_use(last_used_at: datetime | None, now: datetime) -> bool:
 
 async def get_caller(
     request: Request,
-    session: Db,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
-    """The caller behind the bearer key, or 401. Read on the request's own session (FastAPI
-    gives a request one instance of a dependency), so a request checks out one connection;
-    or from this process's memory while nothing about the key has changed."""
+    """The caller behind the bearer key, or 401: from this process's memory while nothing
+    about the key has changed, else read on a session of its own, ended before the route runs
+    (a route that needs no database, such as an intake, then opens no session at all)."""
     unauthorized = Problem(
         401, "A valid API key is required.", headers={"WWW-Authenticate": "Bearer"}
     )
@@ -91,15 +90,17 @@ async def get_caller(
     if known is not None:
         return known
     token = watch.callers_token()  # before the read: a change during it makes it stale
-    key = (await session.execute(KEY_AND_ORGANIZATION, {"lookup": lookup})).first()
-    if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
-        raise unauthorized
-    now = utcnow()
-    last_used_at = key.last_used_at
-    if stale_use(last_used_at, now):
-        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-        await session.commit()
-        last_used_at = now
+    async with session_factory(request)() as session:
+        key = (await session.execute(KEY_AND_ORGANIZATION, {"lookup": lookup})).first()
+        if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
+            raise unauthorized
+        now = utcnow()
+        last_used_at = key.last_used_at
+        if stale_use(last_used_at, now):
+            statement = update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
+            await session.execute(statement)
+            last_used_at = now
+        await session.commit()  # (ends the read: on SQLite it holds the lock)
     caller = Caller(
         key_id=key.id,
         organization_id=key.organization_id,

@@ -47,8 +47,8 @@ async def problem(send: Send, status: int, title: str, detail: str, headers: lis
 
 
 class Guards:
-    """Refuses bodies over `max_body_bytes` (413), limits each key's rate (429 + Retry-After),
-    and adds security headers to every response."""
+    """Refuses bodies over `max_body_bytes` (413) and URLs with a NUL (400), limits each
+    key's rate (429 + Retry-After), and adds security headers to every response."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, per_minute: int) -> None:
         self.app = app
@@ -84,6 +84,10 @@ class Guards:
                 f"Request bodies are limited to {self.max_body_bytes} bytes.",
                 [],
             )
+            return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # (no id or filter has one, and PostgreSQL cannot compare text holding one)
+            await problem(send, 400, "Bad request", "URLs may not contain NUL (%00).", [])
             return
         authorization = headers.get(b"authorization", b"")
         if authorization:

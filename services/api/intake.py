@@ -22,7 +22,6 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
-    JSON,
     Boolean,
     Executable,
     Integer,
@@ -38,7 +37,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import column as named_column
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import (
     DisconnectionError,
     IntegrityError,
@@ -237,7 +237,9 @@ async def _insert_all(
     session: AsyncSession, tables: list[tuple[Table, list[dict[str, Any]]]]
 ) -> None:
     """Insert each table's rows (all with the same columns). On PostgreSQL one statement for
-    every table, each a data-modifying CTE over one array per column, whatever the count."""
+    every table, each a data-modifying CTE over the table's rows as one JSON document (one
+    parameter per table, so the driver keeps the statement parsed; one array parameter per
+    column made it parse a long statement on every call, and dump every array)."""
     if not tables:
         return
     if not is_postgres(session.get_bind()):
@@ -245,37 +247,23 @@ async def _insert_all(
             await session.execute(insert(table), rows)
         return
     shape = tuple((table.name, tuple(rows[0])) for table, rows in tables)
-    params = {
-        f"t{number}_{key}": [
-            orjson.dumps(row[key]).decode() if _is_json(table, key) else row[key] for row in rows
-        ]
-        for number, (table, rows) in enumerate(tables)
-        for key in rows[0]
-    }
+    params = {f"t{number}": orjson.dumps(rows).decode() for number, (_, rows) in enumerate(tables)}
     await session.execute(_insert_statement(shape), params)
-
-
-def _is_json(table: Table, key: str) -> bool:
-    return isinstance(table.c[key].type, JSON)
 
 
 @lru_cache(maxsize=16)
 def _insert_statement(shape: tuple[tuple[str, tuple[str, ...]], ...]) -> Executable:
+    """`WITH w0 AS (INSERT INTO referrals (...) SELECT ... FROM jsonb_to_recordset(:t0) AS
+    n0(id VARCHAR(26), ...)), ... SELECT true`: each field read as its column's type."""
     statement = select(literal(True))
     for number, (name, keys) in enumerate(shape):
         table = Base.metadata.tables[name]
-        # (JSON values go as text and are cast: an array of JSON lists would read as an
-        # array of more dimensions)
-        arrays = [
-            bindparam(
-                f"t{number}_{key}", type_=ARRAY(Text if _is_json(table, key) else table.c[key].type)
-            )
-            for key in keys
-        ]
-        rows = func.unnest(*arrays).table_valued(*keys).render_derived(name=f"new_{number}")
-        values = [
-            sql_cast(rows.c[key], JSONB) if _is_json(table, key) else rows.c[key] for key in keys
-        ]
-        written = insert(table).from_select(list(keys), select(*values))
-        statement = statement.add_cte(written.cte(f"written_{number}"))
+        document = sql_cast(bindparam(f"t{number}", type_=Text), JSONB)
+        rows = (
+            func.jsonb_to_recordset(document)
+            .table_valued(*(named_column(key, table.c[key].type) for key in keys))
+            .render_derived(name=f"n{number}", with_types=True)
+        )
+        written = insert(table).from_select(list(keys), select(*(rows.c[key] for key in keys)))
+        statement = statement.add_cte(written.cte(f"w{number}"))
     return statement

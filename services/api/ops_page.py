@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from services.api import deliveries, reports
 from services.api.auth import Caller
-from services.api.deps import Db, get_caller, session_factory
+from services.api.deps import Db, get_caller
 from services.api.errors import Problem
 from services.api.ops_data import report
 from shared.domain.vocabulary import Role
@@ -71,9 +71,8 @@ def csrf_token(key: str) -> str:
 
 async def caller_of_key(request: Request, key: str) -> Caller:
     """The caller behind a key from a cookie or a form (401 Problem if none)."""
-    async with session_factory(request)() as session:
-        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=key)
-        return await get_caller(request, session, credentials)
+    credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=key)
+    return await get_caller(request, credentials)
 
 
 async def signed_in(request: Request) -> tuple[Caller, str] | None:

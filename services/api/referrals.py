@@ -186,19 +186,16 @@ async def create_referral(
     body: ReferralCreate,
     request: Request,
     background: BackgroundTasks,
-    session: Db,
     caller: OutreachCaller,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
     """Record a referral once per Idempotency-Key; matching starts the moment it commits.
-    The writing is done by the process's batch (intake.py); the request's own session only
-    read the caller, if anything, and ends that read first (on SQLite it holds the lock)."""
+    The writing is done by the process's batch (intake.py): the request opens no session."""
     if idempotency_key is None or not 1 <= len(idempotency_key) <= 255:
         raise Problem(400, "The Idempotency-Key header is required (1 to 255 characters).")
     check_region(caller, body.region)
     body_fingerprint = fingerprint(body)
     intake, answer, location = referral_intake(body, caller, idempotency_key, body_fingerprint)
-    await session.commit()
     intakes: Intakes = request.app.state.intakes
     stored = await intakes.submit(intake)
     if stored is not None:

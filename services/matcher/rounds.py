@@ -290,15 +290,23 @@ def run_round(session: Session, region: str, *, now: datetime, ttl_hours: float)
 
 
 def serve_request(session: Session, region: str, *, now: datetime, ttl_hours: float) -> bool:
-    """Run a round if one was requested since the last; False when the region is up to date.
+    """Run a round if one was requested since the last; False when the region is up to date."""
+    return serve(session, region, now=now, ttl_hours=ttl_hours) is not None
 
-    The round also records, for the matcher, the region's trigger events it has seen (those
+
+def serve(
+    session: Session, region: str, *, now: datetime, ttl_hours: float
+) -> frozenset[str] | None:
+    """As serve_request; the ids of the trigger events the round recorded, or None when no
+    round was needed.
+
+    The round records, for the matcher, the region's trigger events it has seen (those
     committed before it began): their own tasks, still queued behind it under load, then find
     their work done and run no round of their own."""
     lock_region(session, region)
     state = session.get(RegionMatching, region, populate_existing=True)
     if state is None or state.completed >= state.requested:
-        return False
+        return None
     target = state.requested
     # Read before the round reads anything: each statement sees what had committed when it
     # began, so every fact these events record is visible to the round's reads after it.
@@ -307,4 +315,4 @@ def serve_request(session: Session, region: str, *, now: datetime, ttl_hours: fl
     record_consumptions(session, seen, Consumer.matcher)
     state.completed = target
     state.last_round_at = now
-    return True
+    return frozenset(event.id for event in seen)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from services.matcher.expiry import expire_due_offers
 from services.matcher.relay import relay_unfinished, relay_unpublished
-from services.matcher.rounds import StaleRound, request_round, serve_request
+from services.matcher.rounds import StaleRound, request_round, serve
 from shared.config import get_settings
 from shared.consumption import all_consumed, consumed, lock_events, record_consumptions
 from shared.domain.events import Consumer
@@ -49,20 +49,22 @@ def finish(session: Session, event_ids: list[str]) -> None:
     record_consumptions(session, [e for e in events if e.id not in done], Consumer.matcher)
 
 
-def drain(region: str) -> bool:
+def drain(region: str) -> frozenset[str]:
     """Serve the region's outstanding round requests: one round serves every request made
-    before it started; whether a round ran. A request made during the round is served by its
-    own task, which waits for this round's lock (or, if that task was lost, by the relay's
-    re-send or sweep_regions), so nobody needs to look again after the round."""
+    before it started; the trigger events the round recorded for the matcher (none if no
+    round was needed). A request made during the round is served by its own task, which
+    waits for this round's lock (or, if that task was lost, by the relay's re-send or
+    sweep_regions), so nobody needs to look again after the round."""
     settings = get_settings()
     for _ in range(MAX_PLANS):
         try:
-            return in_transaction(
-                serve_request, region, now=utcnow(), ttl_hours=settings.offer_ttl_hours
+            recorded = in_transaction(
+                serve, region, now=utcnow(), ttl_hours=settings.offer_ttl_hours
             )
+            return recorded or frozenset()
         except StaleRound:
             log.info("round saw a concurrent change; planning again", extra={"region": region})
-    return False
+    return frozenset()
 
 
 def _matched(session: Session, event_ids: list[str] | str) -> bool:
@@ -78,15 +80,17 @@ def match_event(event_ids: list[str] | str) -> None:
     ids = [event_ids] if isinstance(event_ids, str) else event_ids
     noted = in_transaction(note_triggers, ids)
     failure: Exception | None = None
+    recorded: set[str] = set()
     for region in sorted(set(noted.values())):
         try:
-            drain(region)
+            recorded |= drain(region)
         except Exception as error:  # the other regions still match; the relay re-sends this
             log.warning("a region's round failed", extra={"region": region}, exc_info=True)
             failure = failure or error
             noted = {event_id: at for event_id, at in noted.items() if at != region}
-    if noted:
-        in_transaction(finish, list(noted))
+    unrecorded = [event_id for event_id in noted if event_id not in recorded]
+    if unrecorded:  # (served by a round that began before they were noted, or failed)
+        in_transaction(finish, unrecorded)
     if failure is not None:
         raise failure
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, model_validator
 
 # Surrounding whitespace is dropped, so a value needs something else (the `\S` documents it).
 SOMETHING = r"\S"
@@ -49,10 +49,52 @@ Whole = Annotated[int, BeforeValidator(json_integer)]
 AlwaysTrue = Annotated[Literal[True], BeforeValidator(_true_only)]
 
 
-class Strict(BaseModel):
-    """Refuses unknown fields: that is how readiness conditions are kept out of the data."""
+def _has_nul(value: object) -> bool:
+    kind = type(value)
+    if kind is str:
+        return "\x00" in value  # type: ignore[operator]
+    if kind is list or kind is tuple:
+        return any(map(_has_nul, value))  # type: ignore[call-overload]
+    if kind is dict:
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())  # type: ignore[attr-defined]
+    return False  # (a nested body checks its own fields; enum members are known values)
 
-    model_config = ConfigDict(extra="forbid")
+
+NO_NUL = "^[^\\x00]*$"
+SOMETHING_NO_NUL = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
+
+
+def _document_no_nul(schema: dict[str, Any]) -> None:
+    """Say in the OpenAPI document what _no_nul enforces: text without NUL (a pattern on
+    each free-text property, `\\S` as something other than whitespace and no NUL)."""
+
+    def mark(node: dict[str, Any]) -> None:
+        if node.get("type") == "string" and not {"pattern", "enum", "format", "const"} & set(node):
+            node["pattern"] = NO_NUL
+        elif node.get("pattern") == SOMETHING:
+            node["pattern"] = SOMETHING_NO_NUL
+        for nested in node.get("anyOf", []):
+            mark(nested)
+        if isinstance(node.get("items"), dict):
+            mark(node["items"])
+
+    for node in schema.get("properties", {}).values():
+        mark(node)
+
+
+class Strict(BaseModel):
+    """Refuses unknown fields: that is how readiness conditions are kept out of the data.
+    Refuses text with a NUL character, which JSON can carry (`\\u0000`) and PostgreSQL
+    cannot store."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_no_nul)
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> Self:
+        if any(map(_has_nul, self.__dict__.values())):
+            names = ", ".join(name for name, value in self.__dict__.items() if _has_nul(value))
+            raise ValueError(f"Text should not contain NUL characters (\\u0000): {names}")
+        return self
 
 
 class Page(BaseModel):

@@ -3,11 +3,12 @@ round per region, one record of them all (services/matcher/tasks.py)."""
 
 from sqlalchemy import select
 
+from services.matcher.rounds import serve
 from services.matcher.tasks import finish, note_triggers
 from shared.consumption import record_consumptions
 from shared.domain.events import Consumer
 from shared.domain.vocabulary import Role
-from shared.models import EventConsumption, Offer, OutboxEvent, RegionMatching, Unit
+from shared.models import EventConsumption, Offer, OutboxEvent, RegionMatching, Unit, utcnow
 from support import Stack
 
 
@@ -125,3 +126,20 @@ def test_recording_an_event_a_second_time_keeps_the_first_record(stack: Stack) -
             select(EventConsumption.consumer).where(EventConsumption.event_id == event.id)
         ).all()
     assert records == ["matcher"]
+
+
+def test_a_round_tells_its_task_which_triggers_it_recorded(stack: Stack) -> None:
+    # (the task then finishes only the others: none, when its events were all seen)
+    outreach = stack.key(Role.outreach)
+    stack.post_unit(stack.key(Role.housing_provider))
+    stack.post_referral(outreach)
+    stack.post_referral(outreach)
+    ids = [event.id for event in received_events(stack)]
+    with stack.session() as session:
+        noted = note_triggers(session, ids)
+    with stack.session() as session:
+        recorded = serve(session, "north", now=utcnow(), ttl_hours=72)
+    assert recorded is not None and set(noted) <= recorded
+    # and a region already served runs no round and records nothing
+    with stack.session() as session:
+        assert serve(session, "north", now=utcnow(), ttl_hours=72) is None
