@@ -61,6 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description="Matches people sleeping rough to homes at once, with no readiness test.",
         lifespan=lifespan,
+        # No OpenTelemetry here (metrics are Prometheus's, services/api/observe.py): without
+        # this, FastAPI looks for a configured provider in the environment on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.watch = watch
     errors.install(app)

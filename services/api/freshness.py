@@ -1,5 +1,5 @@
 """What an API process may answer from memory: callers and availability markers, forgotten
-as soon as PostgreSQL says they changed.
+as soon as the database says they changed.
 
 Triggers (migration 20261127_change_notifications) NOTIFY `hf_changes` when units, API keys
 or organizations change; notifications go out when the change commits, in commit order. One
@@ -8,8 +8,12 @@ used only while the generation it was read under still holds, and never after MA
 poll answered from memory is at most one notification behind (milliseconds after the commit).
 A write answered by this process forgets the availability markers before its answer leaves,
 so a client reads its own writes. (No API route changes a key or an organization: the callers
-it remembers are forgotten only when PostgreSQL says they changed.) Without a listening
-connection (SQLite, or the connection lost) nothing is remembered and every request reads the
+it remembers are forgotten only when the database says they changed.)
+
+SQLite has no NOTIFY: there the same changes move counters in a table (migration
+20261128_change_generations) that the thread reads every POLL_SECONDS on a connection of its
+own, and each counter that moved counts as that notification. Without a listening connection
+or a successful read (the connection lost) nothing is remembered and every request reads the
 database.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -33,6 +38,8 @@ MAX_AGE = 5.0  # seconds: a bound should a notification ever go missing
 MOST_ENTRIES = 10_000  # per kind; beyond this, everything is forgotten and read again
 RECONNECT_SECONDS = (0.5, 1, 2, 5)
 STOP_CHECK_SECONDS = 0.1  # how often the listening thread looks up to see if it should stop
+POLL_SECONDS = 0.01  # SQLite: how often the counters are read (about 20 µs of CPU each time)
+GENERATIONS = "SELECT subject, generation FROM change_generations"
 
 Token = tuple[int, ...]
 
@@ -58,6 +65,9 @@ class Watch:
         self._synced = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._generations: dict[str, int] = {}  # SQLite: the counters as last read
+        self._reader: sqlite3.Connection | None = None
+        self._reading = threading.Lock()  # one read of the counters at a time
 
     # The generations a remembered value is read under.
 
@@ -103,9 +113,16 @@ class Watch:
     # Listening.
 
     def start(self) -> None:
-        if make_url(self.database_url).get_backend_name() != "postgresql" or self._thread:
+        if self._thread:
             return
-        self._thread = threading.Thread(target=self._listen, name="change-watch", daemon=True)
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "postgresql":
+            watching = self._listen
+        elif url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            watching = self._poll
+        else:
+            return
+        self._thread = threading.Thread(target=watching, name="change-watch", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -138,6 +155,47 @@ class Watch:
                     self._epoch += 1
             self._stop.wait(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS)) - 1])
 
+    def _poll(self) -> None:
+        """SQLite: read the counters every POLL_SECONDS; each that moved is a notification."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._reader = sqlite3.connect(
+                    str(make_url(self.database_url).database),
+                    timeout=5,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                with self._reading:
+                    self._generations = dict(self._reader.execute(GENERATIONS).fetchall())
+                with self._lock:
+                    self._epoch += 1
+                    self.live = True
+                failures = 0
+                while not self._stop.wait(POLL_SECONDS):
+                    self._read_generations()
+            except Exception:
+                log.warning("change counters unread; answering from the database", exc_info=True)
+                failures += 1
+            finally:
+                with self._lock:
+                    self.live = False
+                    self._epoch += 1
+                with self._reading:
+                    if self._reader is not None:
+                        self._reader.close()
+                        self._reader = None
+            self._stop.wait(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS)) - 1])
+
+    def _read_generations(self) -> None:
+        with self._reading:
+            if self._reader is None:
+                raise sqlite3.ProgrammingError("not reading")
+            for subject, generation in self._reader.execute(GENERATIONS):
+                if self._generations.get(subject) != generation:
+                    self._generations[subject] = generation
+                    self._apply(subject)
+
     def _apply(self, payload: str) -> None:
         kind, _, subject = payload.partition(":")
         with self._lock:
@@ -157,6 +215,12 @@ class Watch:
         sent now arrives after all of theirs). For tests and tools; False if not listening."""
         if not self.live:
             return False
+        if self._reader is not None:  # SQLite: read the counters now
+            try:
+                self._read_generations()
+            except sqlite3.Error:
+                return False
+            return True
         token = secrets.token_hex(8)
         with psycopg.connect(self._conninfo(), autocommit=True) as connection:
             connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"sync:{token}"))
