@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,6 +21,9 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
+APP = "services.api.app:create_app"
+
+
 @app.command()
 def api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -30,22 +33,27 @@ def api(
     """Serve the HTTP API."""
     import uvicorn
 
+    from services.api.serving import can_share_port, serve_workers
     from shared.config import get_settings
     from shared.logs import dict_config
 
-    uvicorn.run(
-        "services.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=dict_config("api", get_settings().log_level),
-        access_log=False,
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_config": dict_config("api", get_settings().log_level),
+        "access_log": False,
         # Worker processes import the whole app before answering the supervisor's health
         # check; on a loaded 2-core machine that can take longer than uvicorn's 5 s default.
-        timeout_worker_healthcheck=60,
-        proxy_headers=False,
-    )
+        "timeout_worker_healthcheck": 60,
+        "proxy_headers": False,
+    }
+    config = uvicorn.Config(APP, **options)
+    if can_share_port(config):
+        serve_workers(config)
+    else:
+        uvicorn.run(APP, **options)
 
 
 @app.command()

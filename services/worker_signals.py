@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from shared import logs
 from shared.config import get_settings
 from shared.db import get_engine, unit_of_work
+from shared.heap import freeze_startup
 from shared.models import WorkerHeartbeat, utcnow
 from shared.queue import TaskName
 
@@ -44,6 +45,7 @@ def _load_before_fork(**_: Any) -> None:
     # The database driver and the engine are loaded once, in the parent, before the pool forks:
     # each pool process starts with them instead of loading them during its first task.
     get_engine()
+    freeze_startup()
 
 
 @task_prerun.connect

@@ -34,6 +34,7 @@ from services.api.intake import Intakes
 from services.api.publishing import Publisher
 from shared.config import Settings, get_settings
 from shared.db import make_async_engine, make_async_session_factory
+from shared.heap import freeze_startup
 from shared.outbox import warm_up_publishing
 
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.intakes = Intakes(app.state.sessions)
         await anyio.to_thread.run_sync(warm_up_publishing)
         watch.start()
+        freeze_startup()
         yield
         await anyio.to_thread.run_sync(watch.stop)
         await engine.dispose()
