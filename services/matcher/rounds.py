@@ -21,6 +21,7 @@ from shared.domain.events import Consumer, Topic
 from shared.domain.lifecycle import offer_expires_at
 from shared.domain.priority import OfferDecision, plan_round
 from shared.domain.vocabulary import OfferStatus, ReferralStatus, UnitStatus
+from shared.heap import collections_paused
 from shared.models import (
     MatchRound,
     Offer,
@@ -253,6 +254,7 @@ def write_offers(
     return [EventRef(event["id"], event["topic"], cause) for event in events]
 
 
+@collections_paused()
 def run_round(session: Session, region: str, *, now: datetime, ttl_hours: float) -> int:
     """One exact round for the region: every available unit to its first-ranked eligible person."""
     started = time.perf_counter()
