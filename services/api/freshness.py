@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import psycopg
@@ -68,6 +68,7 @@ class Watch:
         self._generations: dict[str, int] = {}  # SQLite: the counters as last read
         self._reader: sqlite3.Connection | None = None
         self._reading = threading.Lock()  # one read of the counters at a time
+        self._went_live = False  # since the last (re)connection: a loss after it is retried soon
 
     # The generations a remembered value is read under.
 
@@ -134,58 +135,63 @@ class Watch:
         return make_url(self.database_url).set(drivername="postgresql").render_as_string(False)
 
     def _listen(self) -> None:
+        self._keep_watching(self._hear_notifications, "change notifications lost")
+
+    def _poll(self) -> None:
+        self._keep_watching(self._read_counters, "change counters unread")
+
+    def _keep_watching(self, watch: Callable[[], None], lost: str) -> None:
+        """Run `watch` (connect, go live, hear changes until stopped) again after each loss;
+        while it is not live, nothing remembered counts."""
         failures = 0
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._conninfo(), autocommit=True) as connection:
-                    connection.execute(f"LISTEN {CHANNEL}")
-                    with self._lock:
-                        self._epoch += 1
-                        self.live = True
-                    failures = 0
-                    while not self._stop.is_set():
-                        for note in connection.notifies(timeout=STOP_CHECK_SECONDS):
-                            self._apply(note.payload)
+                watch()
             except Exception:
-                log.warning("change notifications lost; answering from the database", exc_info=True)
-                failures += 1
+                log.warning("%s; answering from the database", lost, exc_info=True)
+                failures = 1 if self._went_live else failures + 1
             finally:
                 with self._lock:
                     self.live = False
                     self._epoch += 1
             self._stop.wait(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS)) - 1])
 
-    def _poll(self) -> None:
+    def _go_live(self) -> None:
+        with self._lock:
+            self._epoch += 1
+            self.live = True
+            self._went_live = True
+
+    def _hear_notifications(self) -> None:
+        """PostgreSQL: LISTEN, and apply each notification as it arrives."""
+        self._went_live = False
+        with psycopg.connect(self._conninfo(), autocommit=True) as connection:
+            connection.execute(f"LISTEN {CHANNEL}")
+            self._go_live()
+            while not self._stop.is_set():
+                for note in connection.notifies(timeout=STOP_CHECK_SECONDS):
+                    self._apply(note.payload)
+
+    def _read_counters(self) -> None:
         """SQLite: read the counters every POLL_SECONDS; each that moved is a notification."""
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                self._reader = sqlite3.connect(
-                    str(make_url(self.database_url).database),
-                    timeout=5,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                with self._reading:
-                    self._generations = dict(self._reader.execute(GENERATIONS).fetchall())
-                with self._lock:
-                    self._epoch += 1
-                    self.live = True
-                failures = 0
-                while not self._stop.wait(POLL_SECONDS):
-                    self._read_generations()
-            except Exception:
-                log.warning("change counters unread; answering from the database", exc_info=True)
-                failures += 1
-            finally:
-                with self._lock:
-                    self.live = False
-                    self._epoch += 1
-                with self._reading:
-                    if self._reader is not None:
-                        self._reader.close()
-                        self._reader = None
-            self._stop.wait(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS)) - 1])
+        self._went_live = False
+        reader = sqlite3.connect(
+            str(make_url(self.database_url).database),
+            timeout=5,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            with self._reading:
+                self._reader = reader
+                self._generations = dict(reader.execute(GENERATIONS).fetchall())
+            self._go_live()
+            while not self._stop.wait(POLL_SECONDS):
+                self._read_generations()
+        finally:
+            with self._reading:
+                self._reader = None
+            reader.close()
 
     def _read_generations(self) -> None:
         with self._reading:
