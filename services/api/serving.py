@@ -7,6 +7,12 @@ and 7, of 64) and its requests wait twice as long. With SO_REUSEPORT each worker
 socket of its own bound to the same address, and the kernel spreads new connections across them
 by a hash of their addresses (Linux). uvicorn's supervisor still starts, health-checks, restarts
 and stops the workers; only what it hands each worker changes.
+
+What this trades: a worker's queue is its own, so connections waiting in it when the worker
+stops (a restart, SIGHUP, SIGTTOU) are reset unless the kernel migrates them
+(`net.ipv4.tcp_migrate_req=1`, Linux 5.14 and later); and a worker whose event loop is stuck
+still gets its share of new connections (uvicorn's health check answers from a thread), where
+with one shared socket the others would take them.
 """
 
 from __future__ import annotations
@@ -24,12 +30,19 @@ log = logging.getLogger("uvicorn.error")
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to the address with SO_REUSEPORT (uvicorn makes it listen)."""
+    """A socket bound to the address with SO_REUSEPORT (uvicorn makes it listen). A worker that
+    cannot bind exits as a failed start, which stops the supervisor instead of its starting
+    the worker again every half second."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError as failure:
+        sock.close()
+        log.error("Cannot listen on %s:%d: %s", host, port, failure)
+        sys.exit(STARTUP_FAILURE)
     return sock
 
 

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from processes import COMMAND, ROOT, descendants, environment, processes, run, wait_ready
 from servers import free_port
 
@@ -94,3 +96,17 @@ def test_a_port_in_use_stops_the_command(sqlite_url: str, tmp_path: Path) -> Non
     assert result.returncode != 0
     assert b"Address already in use" in result.stderr + result.stdout
     assert time.monotonic() - started < 60
+
+
+def test_a_worker_that_cannot_bind_fails_as_a_failed_start() -> None:
+    """uvicorn's supervisor stops on this exit code instead of restarting the worker forever."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    from services.api.serving import listening_socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(SystemExit) as exited:
+            listening_socket("127.0.0.1", taken.getsockname()[1])
+    assert exited.value.code == STARTUP_FAILURE
