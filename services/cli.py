@@ -49,9 +49,8 @@ def api(
         "timeout_worker_healthcheck": 60,
         "proxy_headers": False,
     }
-    config = uvicorn.Config(APP, **options)
-    if can_share_port(config):
-        serve_workers(config)
+    if can_share_port(workers=workers, port=port):
+        serve_workers(uvicorn.Config(APP, **options))
     else:
         uvicorn.run(APP, **options)
 

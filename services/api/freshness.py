@@ -68,7 +68,6 @@ class Watch:
         self._generations: dict[str, int] = {}  # SQLite: the counters as last read
         self._reader: sqlite3.Connection | None = None
         self._reading = threading.Lock()  # one read of the counters at a time
-        self._went_live = False  # since the last (re)connection: a loss after it is retried soon
 
     # The generations a remembered value is read under.
 
@@ -149,7 +148,7 @@ class Watch:
                 watch()
             except Exception:
                 log.warning("%s; answering from the database", lost, exc_info=True)
-                failures = 1 if self._went_live else failures + 1
+                failures = 1 if self.live else failures + 1  # (a loss after going live: soon)
             finally:
                 with self._lock:
                     self.live = False
@@ -160,11 +159,9 @@ class Watch:
         with self._lock:
             self._epoch += 1
             self.live = True
-            self._went_live = True
 
     def _hear_notifications(self) -> None:
         """PostgreSQL: LISTEN, and apply each notification as it arrives."""
-        self._went_live = False
         with psycopg.connect(self._conninfo(), autocommit=True) as connection:
             connection.execute(f"LISTEN {CHANNEL}")
             self._go_live()
@@ -174,7 +171,6 @@ class Watch:
 
     def _read_counters(self) -> None:
         """SQLite: read the counters every POLL_SECONDS; each that moved is a notification."""
-        self._went_live = False
         reader = sqlite3.connect(
             str(make_url(self.database_url).database),
             timeout=5,

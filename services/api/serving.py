@@ -29,21 +29,26 @@ from uvicorn.supervisors import Multiprocess
 log = logging.getLogger("uvicorn.error")
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to the address with SO_REUSEPORT (uvicorn makes it listen). A worker that
-    cannot bind exits as a failed start, which stops the supervisor instead of its starting
-    the worker again every half second."""
+def _bound(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A socket bound to the address, or a failed start (uvicorn's exit code, which stops its
+    supervisor instead of its starting a worker again every half second)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError as failure:
         sock.close()
         log.error("Cannot listen on %s:%d: %s", host, port, failure)
         sys.exit(STARTUP_FAILURE)
     return sock
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to the address with SO_REUSEPORT (uvicorn makes it listen)."""
+    return _bound(host, port, reuse_port=True)
 
 
 class SocketOfItsOwn:
@@ -57,29 +62,16 @@ class SocketOfItsOwn:
         return listening_socket, (self.host, self.port)
 
 
-def can_share_port(config: Config) -> bool:
-    """Several workers, a fixed TCP port, and a kernel that balances SO_REUSEPORT sockets."""
-    return (
-        config.workers > 1
-        and config.port != 0
-        and config.uds is None
-        and config.fd is None
-        and sys.platform == "linux"  # (other kernels accept the option but do not balance)
-    )
+def can_share_port(*, workers: int, port: int) -> bool:
+    """Several workers, a fixed port, and a kernel that balances SO_REUSEPORT sockets."""
+    return workers > 1 and port != 0 and sys.platform == "linux"  # (others do not balance)
 
 
 def serve_workers(config: Config) -> None:
     """Run config.workers processes, each listening on a socket of its own."""
     # First a plain bind, so a port that anything else listens on (another instance of this
     # service included, SO_REUSEPORT or not) fails here, as uvicorn's own bind would.
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((config.host, config.port))
-        except OSError as failure:
-            log.error("Cannot listen on %s:%d: %s", config.host, config.port, failure)
-            sys.exit(STARTUP_FAILURE)
+    _bound(config.host, config.port, reuse_port=False).close()
     log.info(
         "Listening on http://%s:%d, %d workers with a socket each (SO_REUSEPORT)",
         config.host,
