@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from shared import logs
 from shared.domain.events import Consumer, Topic, consumers_of
 from shared.models import OutboxEvent, new_id, utcnow
-from shared.queue import TaskName, celery_app
+from shared.queue import RESENT, TaskName, celery_app
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +84,17 @@ def refs(events: Iterable[OutboxEvent]) -> list[EventRef]:
     return [EventRef(event.id, event.topic, event.request_id) for event in events]
 
 
-def send(events: Sequence[EventRef], *, only: Consumer | None = None) -> list[str]:
+def send(
+    events: Sequence[EventRef], *, only: Consumer | None = None, resent: bool = False
+) -> list[str]:
     """Send the events' ids to their consumers' queues; returns the ids sent everywhere.
     Each consumer gets one task per BATCH of the events sent together (a request burst's
     referrals, a round's offers, a fan-out's assignments, what the relay re-sends), which it
     acts on together; a batch carries its first event's request id. One producer and, on
     Redis, one pipelined round trip for the whole batch (kombu's Producer.batch): a publish
-    costs a fraction of a millisecond."""
+    costs a fraction of a millisecond. `resent`: the events were sent before and a consumer
+    may have started them (the relay's re-send of unfinished events), so their tasks count
+    their starts (shared/redelivery.py)."""
     batched: dict[Consumer, list[EventRef]] = defaultdict(list)
     for event in events:
         for consumer in consumers_of(event.topic):
@@ -106,7 +110,7 @@ def send(events: Sequence[EventRef], *, only: Consumer | None = None) -> list[st
         with celery_app.producer_or_acquire() as producer, producer.batch():
             for consumer, carried in messages:
                 try:
-                    _send_one(consumer, carried, producer)
+                    _send_one(consumer, carried, producer, resent=resent)
                 except Exception:  # the relay re-publishes what could not be sent now
                     log.warning("publish failed; relay will retry", extra={"events": len(carried)})
                     failed.update(event.id for event in carried)
@@ -116,14 +120,12 @@ def send(events: Sequence[EventRef], *, only: Consumer | None = None) -> list[st
     return [event.id for event in events if event.id not in failed]
 
 
-def _send_one(consumer: Consumer, events: list[EventRef], producer: Any) -> None:
+def _send_one(consumer: Consumer, events: list[EventRef], producer: Any, *, resent: bool) -> None:
     ids = [event.id for event in events]
-    celery_app.send_task(
-        CONSUMER_TASKS[consumer],
-        args=[ids],
-        headers={"request_id": events[0].request_id, "sent_at": time.time()},
-        producer=producer,
-    )
+    headers: dict[str, Any] = {"request_id": events[0].request_id, "sent_at": time.time()}
+    if resent:
+        headers[RESENT] = True
+    celery_app.send_task(CONSUMER_TASKS[consumer], args=[ids], headers=headers, producer=producer)
 
 
 def warm_up_publishing() -> None:

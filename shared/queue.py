@@ -12,6 +12,9 @@ from shared.config import Settings, get_settings
 
 EMBEDDED_POLLING_INTERVAL_SECONDS = 0.02
 VISIBILITY_TIMEOUT_SECONDS = 120
+# A message header: this task's work was sent before and may have been started (the outbox
+# relay re-sending unfinished events, a restarted batch split up), so its start is counted.
+RESENT = "resent"
 
 
 class Queue(StrEnum):

@@ -2,12 +2,20 @@
 
 With `acks_late` and `reject_on_worker_lost`, a task whose worker process dies (SIGKILL, a crash,
 out of memory) goes back to the queue and runs again, which is what a lost worker needs; but
-work that itself kills the worker would then do so for ever. So each start of a task with
-arguments is counted in the database, in its own transaction, before the work runs, and the
-count is cleared once the work returns (or raises: an exception is not a lost worker). A count
-past MAX_STARTS means the worker died every time: the work is marked dead with its cause, shown
-in /v1/ops/queues, and skipped when delivered again. Beat's sweeps take no arguments and are not
-counted: a new one comes every few seconds, and stopping them would stop the service.
+work that itself kills the worker would then do so for ever. So each start of a work that came
+back is counted in the database, in its own transaction, before the work runs, and the count is
+cleared once the work returns (or raises: an exception is not a lost worker). A count past
+MAX_STARTS means the worker died every time: the work is marked dead with its cause, shown in
+/v1/ops/queues, and skipped when delivered again.
+
+A work comes back as a message the broker marks redelivered (Redis puts a lost worker's
+message back, and marks it so) or as one the outbox relay re-sends (marked `resent`; the
+embedded broker loses a lost worker's message, and the relay re-sends its events). A first
+start is not counted: it costs every task a transaction, and a restart is counted as the
+second start (the first one is known to have been lost). So a work whose worker dies every
+time runs MAX_STARTS times, as before; one whose message the broker lost before any start is
+counted one start early. Beat's sweeps take no arguments and are not counted: a new one comes
+every few seconds, and stopping them would stop the service.
 """
 
 from __future__ import annotations
@@ -15,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -29,6 +36,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from shared.models import TaskRun, utcnow
+from shared.queue import RESENT
 from shared.worker import in_transaction
 
 log = logging.getLogger(__name__)
@@ -58,13 +66,17 @@ def note_start(
     name: str,
     arguments: list[Any],
     now: datetime,
-    finished: Sequence[str] = (),
+    restart: bool = False,
 ) -> Start:
-    """Count one start of the work. Also forgets the `finished` works (see BoundedTask), in the
-    same transaction."""
-    if finished:
-        note_finish(session, keys=finished)
-    values = {"run_key": key, "run_name": name, "run_arguments": arguments, "started_at": now}
+    """Count one start of the work; a `restart` (a message that came back) not counted
+    before counts with the first start that was lost."""
+    values = {
+        "run_key": key,
+        "run_name": name,
+        "run_arguments": arguments,
+        "started_at": now,
+        "first_starts": 2 if restart else 1,
+    }
     statement = _count_start(session.get_bind().dialect.name == "postgresql")
     run = session.execute(statement, values).one()
     if run.dead_at is not None:
@@ -100,7 +112,7 @@ def _count_start(postgres: bool) -> Any:
         key=bindparam("run_key"),
         task_name=bindparam("run_name"),
         arguments=bindparam("run_arguments", type_=_RUNS.c.arguments.type),
-        starts=1,
+        starts=bindparam("first_starts"),
         first_started_at=bindparam("started_at", type_=_RUNS.c.first_started_at.type),
         last_started_at=bindparam("started_at", type_=_RUNS.c.last_started_at.type),
     )
@@ -124,12 +136,8 @@ def forget_stale(session: Session, *, now: datetime) -> int:
 
 
 class BoundedTask(Task[Any, Any]):
-    """The app's task class: counts the starts of work with arguments (see the module).
-
-    A work that returned is forgotten in the transaction that counts this process's next start,
-    not in one of its own: one transaction per task instead of two. Until then its record says
-    one start, which is harmless (a redelivery would count from there; forget_stale drops it
-    after a day if the process never runs another task).
+    """The app's task class: counts the starts of works with arguments that came back (see
+    the module), and forgets them once they return.
 
     A task made with `splits=True` takes a list of items as its first argument; started again
     after its worker was lost, a list of several is not run but sent back as one task per item,
@@ -137,70 +145,51 @@ class BoundedTask(Task[Any, Any]):
 
     splits = False
     # done(session, *args): whether the work was already done (its events recorded by their
-    # consumer, say by a round or a batch that took them first). Asked in the transaction
-    # that counts the start; work done is not run again.
+    # consumer, say by a round or a batch that took them first). Asked of a work that came
+    # back, in the transaction that counts its start; work done is not run again. (A first
+    # start needs no such check: the task's own work skips what its consumer recorded.)
     done: Callable[..., bool] | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.request.called_directly or not args:
+        if self.request.called_directly or not args or not self._came_back():
             return super().__call__(*args, **kwargs)
         arguments = [*args, kwargs] if kwargs else list(args)
         key = task_key(self.name, arguments)
-        finished = _take_finished()
 
         def start_unless_done(session: Session) -> Start | None:
             start = note_start(
-                session,
-                key=key,
-                name=self.name,
-                arguments=arguments,
-                now=utcnow(),
-                finished=finished,
+                session, key=key, name=self.name, arguments=arguments, now=utcnow(), restart=True
             )
             if start.cause is None and self.done is not None and self.done(session, *args):
                 return None
             return start
 
-        try:
-            start = in_transaction(start_unless_done)
-        except BaseException:
-            _finished.extend(finished)  # forgotten with a later start
-            raise
-        if start is None:
-            _finished.append(key)
-            return None
-        if start.cause is not None:
+        start = in_transaction(start_unless_done)
+        if start is not None and start.cause is not None:
             log.warning("skipping dead task", extra={"task": self.name, "key": key})
             return None
         try:
-            if self.splits and start.starts > 1 and isinstance(args[0], list) and len(args[0]) > 1:
+            if start is None:
+                return None
+            if self.splits and isinstance(args[0], list) and len(args[0]) > 1:
                 log.warning("splitting a restarted batch", extra={"task": self.name, "key": key})
                 self._send_back_one_by_one(args, kwargs)
                 return None
             return super().__call__(*args, **kwargs)
         finally:
-            _finished.append(key)
+            in_transaction(note_finish, keys=[key])
+
+    def _came_back(self) -> bool:
+        """Whether this message is a work that came back: redelivered by the broker after its
+        worker was lost, or re-sent by the outbox relay or a split."""
+        delivery = self.request.delivery_info or {}
+        headers = self.request.headers or {}  # (a worker also sets them as attributes)
+        return bool(delivery.get("redelivered") or headers.get(RESENT))
 
     def _send_back_one_by_one(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         request_id = getattr(self.request, "request_id", None)
         for item in args[0]:
-            headers = {"sent_at": str(time.time())}  # (for the queue's oldest age)
+            headers: dict[str, Any] = {"sent_at": str(time.time()), RESENT: True}
             if request_id:
                 headers["request_id"] = str(request_id)
             self.apply_async(args=([item], *args[1:]), kwargs=kwargs, headers=headers)
-
-
-_finished: list[str] = []  # works of this process that returned, not yet forgotten
-
-
-def _take_finished() -> list[str]:
-    taken = _finished[:]
-    del _finished[: len(taken)]
-    return taken
-
-
-def _forget_after_fork() -> None:
-    _finished.clear()  # a forked child has run nothing yet
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)

@@ -29,6 +29,7 @@ def relay_unpublished(session: Session, *, now: datetime, older_than: timedelta)
         .where(OutboxEvent.published_at.is_(None), OutboxEvent.created_at < now - older_than)
         .order_by(OutboxEvent.created_at),
     )
+    # (not marked resent: no consumer started these, and a batch marked so would be split)
     sent = send([EventRef(event.id, event.topic, event.request_id) for event in events])
     if sent:
         session.execute(
@@ -68,6 +69,6 @@ def relay_unfinished(
             continue
         for consumer in missing:
             ref = EventRef(event.id, event.topic, event.request_id)
-            resent += len(send([ref], only=Consumer(consumer)))
+            resent += len(send([ref], only=Consumer(consumer), resent=True))
         event.published_at = now
     return resent

@@ -7,13 +7,20 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import worker
 from shared.db import make_engine
 from shared.models import TaskRun, utcnow
+from shared.queue import RESENT
 from shared.redelivery import MAX_STARTS, forget_stale, note_finish, note_start, task_key
+
+
+def counted(engine: Engine) -> list[str]:
+    """The keys of the works whose starts are counted."""
+    with Session(engine) as session:
+        return list(session.scalars(select(TaskRun.key)))
 
 
 def start(session: Session, key: str, now: object = None) -> str | None:
@@ -63,19 +70,19 @@ def test_work_that_finishes_is_forgotten_and_its_count_starts_again(database_url
     engine.dispose()
 
 
-def test_a_finished_work_is_forgotten_with_the_next_start(database_url: str) -> None:
+def test_a_work_that_came_back_counts_its_lost_first_start(database_url: str) -> None:
     engine = make_engine(database_url)
-    first, second = task_key("t", ["a"]), task_key("t", ["b"])
+    key = task_key("t", ["a"])
     with Session(engine) as session:
-        # given a work that started and returned (its forgetting deferred to the next start)
-        assert start(session, first) is None
-        # when the process starts its next work, then only that one is counted
-        begun = note_start(
-            session, key=second, name="t", arguments=["b"], now=utcnow(), finished=[first]
-        )
+        # given a work whose first start was not counted (first starts never are)
+        # when it comes back (redelivered, or re-sent by the relay), then that start is its second
+        begun = note_start(session, key=key, name="t", arguments=["a"], now=utcnow(), restart=True)
         session.commit()
-        assert begun == (1, None)
-        assert [run.key for run in session.scalars(select(TaskRun))] == [second]
+        assert begun == (2, None)
+        # so a work whose worker dies every time still runs MAX_STARTS times in all
+        for _ in range(3, MAX_STARTS + 1):
+            assert start(session, key) is None
+        assert start(session, key) is not None
     engine.dispose()
 
 
@@ -92,30 +99,33 @@ def test_a_batch_restarted_after_its_worker_was_lost_goes_back_one_task_per_item
         ran.append(items)
 
     def published() -> list[Any]:
+        """The messages sent: (first argument, headers)."""
         with app.connection_for_read() as connection:
             queue = connection.SimpleQueue(app.conf.task_default_queue)
             found = []
             while queue.qsize():
                 message = queue.get(timeout=1)
-                found.append(message.payload[0])
+                found.append((message.payload[0], message.headers))
                 message.ack()
             return found
 
-    # a batch that starts for the first time runs whole, and is forgotten when it returns
+    # a batch that starts for the first time runs whole, and nothing is counted
     batch.apply(args=[["a", "b"]])
-    assert ran == [["a", "b"]] and published() == []
+    assert ran == [["a", "b"]] and published() == [] and counted(engine) == []
     # given a batch whose first start never finished (its worker was killed)
     items = ["c", "d", "e"]
-    with Session(engine) as session:
-        start(session, task_key("test.batch", [items]))
-    # when it is delivered again, then it does not run but comes back as one task per item
-    batch.apply(args=[items])
+    # when it comes back, then it does not run but is sent back as one task per item, each
+    # marked as sent before (so each is counted, and would die, alone)
+    batch.apply(args=[items], headers={RESENT: True})
     assert ran == [["a", "b"]]
-    assert published() == [[["c"]], [["d"]], [["e"]]]
-    # each of which runs (and would be counted, and die, alone)
+    sent = published()
+    assert [first for first, _ in sent] == [[["c"]], [["d"]], [["e"]]]
+    assert all(headers.get(RESENT) for _, headers in sent)
     for item in items:
-        batch.apply(args=[[item]])
+        batch.apply(args=[[item]], headers={RESENT: True})
     assert ran == [["a", "b"], ["c"], ["d"], ["e"]]
+    # and every count is forgotten once its work returned
+    assert counted(engine) == []
     engine.dispose()
 
 
@@ -136,15 +146,16 @@ def test_work_already_done_is_not_run_and_its_start_is_forgotten(
     def work(items: list[str]) -> None:
         ran.append(items)
 
-    # given work whose items were all done by someone else (a round, a batch), it is skipped
-    work.apply(args=[["a", "b"]])
+    # given work that came back whose items were all done by someone else (a round, a
+    # batch), it is skipped
+    work.apply(args=[["a", "b"]], headers={RESENT: True})
     assert ran == []
-    # work with anything left to do runs
-    work.apply(args=[["b", "c"]])
-    assert ran == [["b", "c"]]
-    # and neither start is left counted once the next work starts
-    work.apply(args=[["d"]])
-    with Session(engine) as session:
-        keys = set(session.scalars(select(TaskRun.key)))
-    assert keys == {task_key("test.done", [["d"]])}
+    # work that came back with anything left to do runs
+    work.apply(args=[["c"]], headers={RESENT: True})
+    assert ran == [["c"]]
+    # a first start is not asked (the work itself skips what was done) and not counted
+    work.apply(args=[["a", "b"]])
+    assert ran == [["c"], ["a", "b"]]
+    # and no start is left counted once its work returned
+    assert counted(engine) == []
     engine.dispose()
