@@ -14,13 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from shared import logs
-from shared.domain.events import Consumer, Topic, consumers_of
+from shared.domain.events import Consumer, Topic, consumers_of, published_to
 from shared.models import OutboxEvent, new_id, utcnow
 from shared.queue import RESENT, TaskName, celery_app
 
 log = logging.getLogger(__name__)
 
 PENDING_EVENTS = "housingfirst.pending_events"
+FORWARD_EVENTS = "housingfirst.forward_events"
 CONSUMER_TASKS = {Consumer.matcher: TaskName.match_event, Consumer.notifier: TaskName.notify_event}
 BATCH = 50  # event ids per task at most
 
@@ -79,13 +80,30 @@ def take_pending(session: Session | AsyncSession) -> list[EventRef]:
     return pending
 
 
+def forward_after_commit(session: Session, events: Sequence[EventRef]) -> None:
+    """Send these published events on to the notifier with the events this transaction
+    emits, once it commits (shared/worker.py; see send's `forward`)."""
+    if events:
+        session.info.setdefault(FORWARD_EVENTS, []).extend(events)
+
+
+def take_forwarded(session: Session) -> list[EventRef]:
+    """The events to forward after this commit (forward_after_commit)."""
+    forwarded: list[EventRef] = session.info.pop(FORWARD_EVENTS, [])
+    return forwarded
+
+
 def refs(events: Iterable[OutboxEvent]) -> list[EventRef]:
     """References to publish after commit."""
     return [EventRef(event.id, event.topic, event.request_id) for event in events]
 
 
 def send(
-    events: Sequence[EventRef], *, only: Consumer | None = None, resent: bool = False
+    events: Sequence[EventRef],
+    *,
+    only: Consumer | None = None,
+    resent: bool = False,
+    forward: Sequence[EventRef] = (),
 ) -> list[str]:
     """Send the events' ids to their consumers' queues; returns the ids sent everywhere.
     Each consumer gets one task per BATCH of the events sent together (a request burst's
@@ -94,10 +112,16 @@ def send(
     Redis, one pipelined round trip for the whole batch (kombu's Producer.batch): a publish
     costs a fraction of a millisecond. `resent`: the events were sent before and a consumer
     may have started them (the relay's re-send of unfinished events), so their tasks count
-    their starts (shared/redelivery.py)."""
+    their starts (shared/redelivery.py). An event both consumers act on goes to the matcher,
+    which passes it on as `forward`: sent to the notifier ahead of `events` (they came
+    first), and not among the ids returned (it was published before)."""
+    assert not forward or only is None, "forwarded events go with a publish to every consumer"
     batched: dict[Consumer, list[EventRef]] = defaultdict(list)
+    if forward:
+        batched[Consumer.notifier] = list(forward)
     for event in events:
-        for consumer in consumers_of(event.topic):
+        routes = published_to(event.topic) if only is None else consumers_of(event.topic)
+        for consumer in routes:
             if only is None or consumer is only:
                 batched[consumer].append(event)
     messages = [
@@ -115,7 +139,9 @@ def send(
                     log.warning("publish failed; relay will retry", extra={"events": len(carried)})
                     failed.update(event.id for event in carried)
     except Exception:  # the batch did not reach the broker: the relay re-publishes all of it
-        log.warning("publish failed; the relay will retry", extra={"events": len(events)})
+        log.warning(
+            "publish failed; the relay will retry", extra={"events": len(events) + len(forward)}
+        )
         return []
     return [event.id for event in events if event.id not in failed]
 

@@ -9,7 +9,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db import get_session_factory
-from shared.outbox import mark_published, send, take_pending
+from shared.outbox import mark_published, send, take_forwarded, take_pending
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,8 @@ def in_transaction(
     *args: P.args,
     **kwargs: P.kwargs,
 ) -> T:
-    """Run `work(session, ...)` in one transaction, commit, then publish its outbox events."""
+    """Run `work(session, ...)` in one transaction, commit, then publish its outbox events
+    (and forward what it asked to, shared/outbox.py forward_after_commit)."""
     factory: sessionmaker[Session] = get_session_factory()
     with factory() as session:
         try:
@@ -31,9 +32,11 @@ def in_transaction(
         except BaseException:
             session.rollback()
             raise
-        events = take_pending(session)
-        if events:
-            sent = send(events)
+        events, forward = take_pending(session), take_forwarded(session)
+        if events or forward:
+            sent = send(events, forward=forward)
+            if not sent:
+                return result
             try:
                 mark_published(session, sent)
                 session.commit()

@@ -17,6 +17,7 @@ from services.matcher.rounds import request_round, serve_request
 from shared.db import make_engine
 from shared.domain.vocabulary import OrganizationKind, Role
 from shared.models import EventConsumption, OutboxEvent, utcnow
+from shared.queue import RESENT, Queue
 
 _names = itertools.count()
 
@@ -152,3 +153,17 @@ class Stack:
             with self.session() as session:
                 if not serve_request(session, region, now=utcnow(), ttl_hours=72):
                     return
+
+
+def queued(app: Any, queue: Queue, *, resent: bool = False) -> list[tuple[str, Any]]:
+    """The tasks waiting in a queue of a Celery app (its name and first argument), taken
+    off it; each is marked `resent` or not, as asked."""
+    with app.connection_for_read() as connection:
+        simple = connection.SimpleQueue(queue.value)
+        found = []
+        while simple.qsize():
+            message = simple.get(timeout=1)
+            assert bool(message.headers.get(RESENT)) is resent
+            found.append((message.headers["task"], message.payload[0][0]))
+            message.ack()
+        return found

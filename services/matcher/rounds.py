@@ -17,7 +17,7 @@ from services.matcher.units import load_units
 from shared import logs
 from shared.consumption import record_consumptions, unfinished_triggers
 from shared.domain.eligibility import PersonFacts
-from shared.domain.events import Consumer, Topic
+from shared.domain.events import FORWARDED_TOPICS, Consumer, Topic
 from shared.domain.lifecycle import offer_expires_at
 from shared.domain.priority import OfferDecision, plan_round
 from shared.domain.vocabulary import OfferStatus, ReferralStatus, UnitStatus
@@ -31,7 +31,7 @@ from shared.models import (
     Unit,
     new_id,
 )
-from shared.outbox import PENDING_EVENTS, EventRef
+from shared.outbox import PENDING_EVENTS, EventRef, forward_after_commit
 
 CHUNK = 5000
 
@@ -291,6 +291,23 @@ def run_round(session: Session, region: str, *, now: datetime, ttl_hours: float)
     return len(decisions)
 
 
+def record_triggers(session: Session, events: Sequence[Any]) -> None:
+    """Record the events (with `id`, `topic`, `request_id`) as done by the matcher, and
+    forward to the notifier, once this transaction commits, those it acts on too
+    (shared/domain/events.py FORWARDED_TOPICS): after the matcher, ahead of what the round
+    emitted, so a referral's webhook goes before its offer's. A worker lost between the
+    commit and the send leaves them to the relay (relay_unfinished)."""
+    record_consumptions(session, events, Consumer.matcher)
+    forward_after_commit(
+        session,
+        [
+            EventRef(event.id, event.topic, event.request_id)
+            for event in events
+            if event.topic in FORWARDED_TOPICS
+        ],
+    )
+
+
 def serve_request(session: Session, region: str, *, now: datetime, ttl_hours: float) -> bool:
     """Run a round if one was requested since the last; False when the region is up to date."""
     return serve(session, region, now=now, ttl_hours=ttl_hours) is not None
@@ -314,7 +331,7 @@ def serve(
     # began, so every fact these events record is visible to the round's reads after it.
     seen = unfinished_triggers(session, region)
     run_round(session, region, now=now, ttl_hours=ttl_hours)
-    record_consumptions(session, seen, Consumer.matcher)
+    record_triggers(session, seen)
     state.completed = target
     state.last_round_at = now
     return frozenset(event.id for event in seen)

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from services.matcher.expiry import expire_due_offers
 from services.matcher.relay import relay_unfinished, relay_unpublished
-from services.matcher.rounds import StaleRound, request_round, serve
+from services.matcher.rounds import StaleRound, record_triggers, request_round, serve
 from shared.config import get_settings
-from shared.consumption import all_consumed, consumed, lock_events, record_consumptions
+from shared.consumption import all_consumed, consumed, lock_events
 from shared.domain.events import Consumer
 from shared.models import OutboxEvent, RegionMatching, utcnow
 from shared.queue import TaskName, celery_app
@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 MAX_PLANS = 50  # a round that keeps seeing concurrent changes plans again, this many times
 _IDS: BindParameter[str] = bindparam("event_ids", expanding=True)
 _REGIONS = select(OutboxEvent.id, OutboxEvent.region).where(OutboxEvent.id.in_(_IDS))
-_TOPICS = select(OutboxEvent.id, OutboxEvent.topic).where(OutboxEvent.id.in_(_IDS))
+_TOPICS = select(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.request_id).where(
+    OutboxEvent.id.in_(_IDS)
+)
 
 
 def note_triggers(session: Session, event_ids: list[str]) -> dict[str, str]:
@@ -42,11 +44,12 @@ def note_triggers(session: Session, event_ids: list[str]) -> dict[str, str]:
 
 
 def finish(session: Session, event_ids: list[str]) -> None:
-    """Record the events as done by the matcher (their rows locked in id order first)."""
+    """Record the events as done by the matcher (their rows locked in id order first), and
+    forward those the notifier acts on too (rounds.record_triggers)."""
     lock_events(session, event_ids)  # (before the check: a redelivered twin waits, then sees)
     done = consumed(session, event_ids, Consumer.matcher)
     events = session.execute(_TOPICS, {"event_ids": event_ids}).all()
-    record_consumptions(session, [e for e in events if e.id not in done], Consumer.matcher)
+    record_triggers(session, [e for e in events if e.id not in done])
 
 
 def drain(region: str) -> frozenset[str]:
@@ -74,9 +77,10 @@ def _matched(session: Session, event_ids: list[str] | str) -> bool:
 @celery_app.task(name=TaskName.match_event, splits=True, done=staticmethod(_matched))
 def match_event(event_ids: list[str] | str) -> None:
     """Changes happened (the events published together): match their regions now (rule 4),
-    coalescing with other triggers; one round per region for the whole batch. A batch
-    restarted after its worker was lost is sent back as one task per event
-    (shared/redelivery.py), so a poison event dies alone."""
+    coalescing with other triggers; one round per region for the whole batch. The transaction
+    that records an event for the matcher forwards it to the notifier if the notifier acts on
+    it too (rounds.record_triggers). A batch restarted after its worker was lost is sent back
+    as one task per event (shared/redelivery.py), so a poison event dies alone."""
     ids = [event_ids] if isinstance(event_ids, str) else event_ids
     noted = in_transaction(note_triggers, ids)
     failure: Exception | None = None

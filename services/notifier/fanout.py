@@ -77,9 +77,9 @@ def fan_out(session: Session, event_id: str, *, now: datetime | None = None) -> 
 def fan_out_all(
     session: Session, event_ids: Sequence[str], *, now: datetime | None = None
 ) -> list[str]:
-    """As fan_out, for events published together (a round's offers, a fan-out's assignments),
-    in one transaction and one read, in the order they were published (the order in which
-    separate tasks would take them).
+    """As fan_out, for events sent together (a round's triggers and offers, a fan-out's
+    assignments, what the relay re-sends), in one transaction and one read, in the order they
+    were sent (the order in which separate tasks would take them).
 
     A delivery is made only with the consumption record, in one transaction (and is unique per
     endpoint and event), so a redelivered task finds the event consumed and makes none. Support

@@ -30,8 +30,8 @@ def _notified(session: Session, event_ids: list[str] | str) -> bool:
 
 @celery_app.task(name=TaskName.notify_event, splits=True, done=staticmethod(_notified))
 def notify_event(event_ids: list[str] | str) -> None:
-    """Fan events out to their subscribers (the events published together, in one
-    transaction) and start sending at once. A batch restarted after its worker was lost is sent
+    """Fan events out to their subscribers (the events sent together, in one transaction)
+    and start sending at once. A batch restarted after its worker was lost is sent
     back as one task per event (shared/redelivery.py), so a poison event dies alone."""
     ids = [event_ids] if isinstance(event_ids, str) else event_ids
     failure: Exception | None = None

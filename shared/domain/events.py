@@ -64,6 +64,13 @@ MATCHING_TOPICS = frozenset(
 )
 
 
+# Topics both consumers act on reach the notifier through the matcher: publishing sends them
+# to the matcher, whose task forwards them to the notifier with the events its round emitted,
+# in one notifier task where there were two. (The relay re-sends an event straight to any
+# consumer that never recorded it.)
+FORWARDED_TOPICS = MATCHING_TOPICS & WEBHOOK_TOPICS
+
+
 def consumers_of(topic: str) -> tuple[Consumer, ...]:
     """Which consumers act on an event of this topic."""
     consumers: list[Consumer] = []
@@ -72,3 +79,10 @@ def consumers_of(topic: str) -> tuple[Consumer, ...]:
     if topic in WEBHOOK_TOPICS:
         consumers.append(Consumer.notifier)
     return tuple(consumers)
+
+
+def published_to(topic: str) -> tuple[Consumer, ...]:
+    """Which consumers a publish sends an event of this topic to (see FORWARDED_TOPICS)."""
+    if topic in FORWARDED_TOPICS:
+        return (Consumer.matcher,)
+    return consumers_of(topic)

@@ -1,4 +1,5 @@
-"""Operations: queue depths on both brokers (workers stopped: depth rises; started: it drains),
+"""Operations: queue depths on both brokers (workers stopped: depth rises; the matcher
+started: its queue drains into the notifier's; the notifier started: that drains),
 metrics that parse, and the /ops page in headless Chromium (numbers, replay, screenshot)."""
 
 from __future__ import annotations
@@ -65,15 +66,17 @@ def queues_rise_and_drain(env: dict[str, str], tmp_path: Path) -> None:
                     headers={**outreach, "Idempotency-Key": f"q{index}"},
                 )
             # tasks come in batches of the events published together (requests answered
-            # at once are published together)
-            wait_for(
-                lambda: (
-                    (d := depths(client, ops)).get("matching", 0) >= 1 and d["notifications"] >= 1
-                )
-            )
+            # at once are published together); these events go to the matcher, which
+            # forwards them to the notifier with its rounds' offers
+            wait_for(lambda: depths(client, ops).get("matching", 0) >= 1)
             report = client.get("/v1/ops/queues", headers=ops).json()
             assert report["outbox_pending"] >= 13 and report["workers"] == []
             group.start("matcher", ["worker", "--queues", "matching,maintenance", "--name", "m@%h"])
+            wait_for(
+                lambda: (
+                    (d := depths(client, ops)).get("notifications", 0) >= 1 and d["matching"] == 0
+                )
+            )
             group.start("notifier", ["worker", "--queues", "notifications", "--name", "n@%h"])
             wait_for(
                 lambda: depths(client, ops) == {"matching": 0, "notifications": 0, "maintenance": 0}

@@ -1,10 +1,9 @@
-"""Publishing after commit: the matcher gets a task per event, the notifier one per batch of
-the events sent together (kombu's in-memory transport stands in for the broker's queues)."""
+"""Publishing after commit: each consumer gets one task per batch of the events sent
+together (kombu's in-memory transport stands in for the broker's queues)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -12,20 +11,8 @@ from shared import outbox
 from shared.config import Settings
 from shared.domain.events import Consumer
 from shared.outbox import BATCH, EventRef, send
-from shared.queue import RESENT, Queue, TaskName, make_celery
-
-
-def queued(app: Any, queue: Queue, *, resent: bool = False) -> list[tuple[str, Any]]:
-    """The tasks waiting in a queue (each marked `resent` or not, as asked)."""
-    with app.connection_for_read() as connection:
-        simple = connection.SimpleQueue(queue.value)
-        found = []
-        while simple.qsize():
-            message = simple.get(timeout=1)
-            assert bool(message.headers.get(RESENT)) is resent
-            found.append((message.headers["task"], message.payload[0][0]))
-            message.ack()
-        return found
+from shared.queue import Queue, TaskName, make_celery
+from support import queued
 
 
 def test_each_consumer_gets_the_events_sent_together_as_one_task(
@@ -39,11 +26,18 @@ def test_each_consumer_gets_the_events_sent_together_as_one_task(
     assert send([received, *offers, internal]) == [e.id for e in [received, *offers, internal]]
     matching = queued(app, Queue.matching)
     assert matching == [(TaskName.match_event, ["evt_received", "evt_changed"])]
+    # (an event both act on goes to the matcher, which forwards it: test_forwarding.py)
     notifications = queued(app, Queue.notifications)
-    everything = [received.id, *(e.id for e in offers)]
+    everything = [e.id for e in offers]
     assert notifications == [
         (TaskName.notify_event, everything[:BATCH]),
         (TaskName.notify_event, everything[BATCH:]),
+    ]
+    # forwarded events go to the notifier ahead of the new ones, in the same task
+    assert send(offers[:1], forward=[received]) == [offers[0].id]
+    assert queued(app, Queue.matching) == []
+    assert queued(app, Queue.notifications) == [
+        (TaskName.notify_event, [received.id, offers[0].id])
     ]
     # the relay re-sends to one consumer only, marked as sent before (so their starts count)
     assert send([received], only=Consumer.notifier, resent=True) == [received.id]
