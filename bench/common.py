@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -23,8 +25,6 @@ console = Console(width=200)  # wide enough that no figure is cut
 @contextmanager
 def postgres() -> Iterator[str]:
     """A throwaway PostgreSQL on a free loopback port (HOUSINGFIRST_BENCH_POSTGRES_URL to reuse)."""
-    import os
-
     given = os.environ.get("HOUSINGFIRST_BENCH_POSTGRES_URL")
     if given:
         yield given
@@ -34,6 +34,21 @@ def postgres() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+def server_cpu_seconds(connection: Any) -> float | None:
+    """CPU seconds used so far by the PostgreSQL server processes (backends and background
+    processes) that pg_stat_activity lists, read from /proc; None if the server is not on this
+    machine. A process that ends between two readings is not counted."""
+    pids = [row[0] for row in connection.exec_driver_sql("SELECT pid FROM pg_stat_activity")]
+    ticks, seen = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seen += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return seen if pids and seen else None
 
 
 def median(values: list[float]) -> float:

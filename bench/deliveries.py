@@ -23,14 +23,13 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
-from functools import partial
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.common import median, postgres, spread, table
+from bench.common import median, postgres, server_cpu_seconds, spread, table
 from bench.receiver import Answer
 from services.notifier import delivery as webhook
 from services.notifier.ledger import SENDING_PER_ENDPOINT
@@ -268,11 +267,12 @@ class Workers:
             process.join(timeout=60)
 
 
-def pipeline_rate(engine: Engine, workers: Workers) -> tuple[float, float]:
+def pipeline_rate(engine: Engine, workers: Workers) -> tuple[float, float, float | None]:
     """Deliveries per second through the sweep and the worker processes' senders, from the
-    first delivery recorded to the last; and the workers' CPU (ms) per delivery. Polled with
-    index probes (a count every 20 ms would cost the database more than some of the work it
-    measures)."""
+    first delivery recorded to the last; the workers' CPU (ms) per delivery; and PostgreSQL's
+    (ms per delivery, from the go to the end, polling included; None if the server is not on
+    this machine). Polled with index probes (a count every 20 ms would cost the database more
+    than some of the work it measures)."""
     with Session(engine) as session:
         reset(session)
         session.commit()
@@ -280,6 +280,7 @@ def pipeline_rate(engine: Engine, workers: Workers) -> tuple[float, float]:
     # between bursts, so later runs do not wade through the earlier runs' dead rows.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE deliveries, delivery_attempts"))
+        database_before = server_cpu_seconds(connection)
     workers.go.set()
     delivered = select(Delivery.id).where(Delivery.status == "delivered").limit(1)
     still_open = select(Delivery.id).where(Delivery.status.in_(OPEN_STATUSES)).limit(1)
@@ -296,10 +297,15 @@ def pipeline_rate(engine: Engine, workers: Workers) -> tuple[float, float]:
                 done = session.scalar(count_delivered) or 0
                 break
     workers.go.clear()
+    with engine.connect() as connection:
+        database_after = server_cpu_seconds(connection)
     assert done == DELIVERIES, f"{DELIVERIES - done} deliveries were not delivered"
     rate = (DELIVERIES - first) / (finished - started)
     seconds = sum(workers.cpu.get(timeout=60) for _ in workers.processes)
-    return rate, seconds / DELIVERIES * 1000
+    database = None
+    if database_before is not None and database_after is not None:
+        database = (database_after - database_before) / DELIVERIES * 1000
+    return rate, seconds / DELIVERIES * 1000, database
 
 
 def main() -> list[tuple[str, ...]]:
@@ -340,6 +346,7 @@ def main() -> list[tuple[str, ...]]:
             cpu_raw: dict[int, list[float]] = {n: [] for n in SHAPES}
             ours: dict[int, list[float]] = {n: [] for n in SHAPES}
             cpu_ours: dict[int, list[float]] = {n: [] for n in SHAPES}
+            cpu_database: dict[int, list[float]] = {n: [] for n in SHAPES}
             workers = {processes: Workers(database_url, processes) for processes in SHAPES}
             clients = {processes: RawClients(url, payloads, processes) for processes in SHAPES}
             try:
@@ -347,13 +354,14 @@ def main() -> list[tuple[str, ...]]:
                     pipeline_rate(engine, workers[processes])  # warm up, not counted
                 for _ in range(RUNS):  # alternating, so all see the same machine
                     for processes in SHAPES:
-                        for rates, cpus, measure in (
-                            (raw, cpu_raw, clients[processes].rate),
-                            (ours, cpu_ours, partial(pipeline_rate, engine, workers[processes])),
-                        ):
-                            rate, cpu = measure()
-                            rates[processes].append(rate)
-                            cpus[processes].append(cpu)
+                        rate, cpu = clients[processes].rate()
+                        raw[processes].append(rate)
+                        cpu_raw[processes].append(cpu)
+                        rate, cpu, database = pipeline_rate(engine, workers[processes])
+                        ours[processes].append(rate)
+                        cpu_ours[processes].append(cpu)
+                        if database is not None:
+                            cpu_database[processes].append(database)
             finally:
                 for running in workers.values():
                     running.stop()
@@ -387,6 +395,19 @@ def main() -> list[tuple[str, ...]]:
             "-",
         )
         for processes in SHAPES
+    ]
+    rows += [
+        (
+            f"PostgreSQL CPU per delivery (ms), {SHAPE_NAMES[processes]}",
+            f"{median(cpu_database[processes]):.2f}",
+            spread(cpu_database[processes]),
+            "raw httpx: no database",
+            "-",
+            "on the same 2 cores",
+            "-",
+        )
+        for processes in SHAPES
+        if cpu_database[processes]
     ]
     table(
         "Webhook deliveries (PostgreSQL, local receiver)",

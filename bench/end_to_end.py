@@ -5,18 +5,20 @@ at a local receiver. Goal: p50 <= 30 ms, p99 <= 150 ms."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
-from bench.common import ROOT, median, spread, table
+from bench.common import ROOT, median, server_cpu_seconds, spread, table
 from bench.intake import COLUMNS
 from bench.load import fixed_rate
 from bench.stack import REGION, Stack, postgres_stack, referral, wait_for
@@ -111,27 +113,54 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
-def measure(
-    stack: Stack, api: str, *, rate: float, seconds: float, runs: int
-) -> tuple[list[float], list[float], int]:
-    """p50 and p99 (ms) per run, and the count of webhooks missing or POSTs failed."""
+@dataclass
+class Measured:
+    """p50 and p99 (ms) per run, webhooks missing or POSTs failed, and CPU (ms) per referral
+    per run by process: each of ours with its workers, and PostgreSQL's server processes."""
+
+    p50: list[float]
+    p99: list[float]
+    missing: int
+    cpu: dict[str, list[float]]
+
+
+def cpu_now(stack: Stack, engine: Engine) -> dict[str, float]:
+    """CPU seconds so far: the stack's processes (the receiver and the load generator are
+    not counted), and PostgreSQL's when it runs on this machine."""
+    used = stack.cpu_by_process()
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            database = server_cpu_seconds(connection)
+        if database is not None:
+            used["postgresql"] = database
+    return used
+
+
+def measure(stack: Stack, api: str, *, rate: float, seconds: float, runs: int) -> Measured:
+    """Post at `rate` for `seconds`, `runs` times, each run timed until its last webhook."""
     assert stack.keys is not None
     add_units(stack.database_url, int(rate * seconds * runs * 1.1) + 10)
+    engine = make_engine(stack.database_url)
     receiver = start_receiver(stack.log_dir)
     try:
         add_team_and_endpoint(api, stack.keys.support, receiver.url)
         one_run(api, stack.keys.outreach, receiver, rate=1, seconds=1)  # until workers are up
-        p50, p99, missing = [], [], 0
+        result = Measured([], [], 0, defaultdict(list))
         for _ in range(runs):
+            before = cpu_now(stack, engine)
             latencies, lost, failed = one_run(
                 api, stack.keys.outreach, receiver, rate=rate, seconds=seconds
             )
-            p50.append(percentile(latencies, 0.5) * 1000)
-            p99.append(percentile(latencies, 0.99) * 1000)
-            missing += lost + failed
+            after = cpu_now(stack, engine)
+            result.p50.append(percentile(latencies, 0.5) * 1000)
+            result.p99.append(percentile(latencies, 0.99) * 1000)
+            result.missing += lost + failed
+            for name, used in after.items():
+                result.cpu[name].append((used - before.get(name, 0.0)) / (rate * seconds) * 1000)
     finally:
         receiver.stop()
-    return p50, p99, missing
+        engine.dispose()
+    return result
 
 
 def main() -> list[tuple[str, ...]]:
@@ -140,9 +169,14 @@ def main() -> list[tuple[str, ...]]:
         stack.workers()
         stack.settle()
         wait_for(api + "/readyz")
-        low50, low99, low_missing = measure(stack, api, rate=LOWER_RATE, seconds=SECONDS, runs=RUNS)
-        p50, p99, missing = measure(stack, api, rate=RATE, seconds=SECONDS, runs=RUNS)
+        low = measure(stack, api, rate=LOWER_RATE, seconds=SECONDS, runs=RUNS)
+        high = measure(stack, api, rate=RATE, seconds=SECONDS, runs=RUNS)
+    p50, p99, missing = high.p50, high.p99, high.missing
+    low50, low99, low_missing = low.p50, low.p99, low.missing
     note = f"{RUNS} runs x {SECONDS:.0f} s at {RATE:.0f}/s; {missing} missing"
+    totals = [sum(run) for run in zip(*high.cpu.values(), strict=True)]
+    parts = ", ".join(f"{name} {median(used):.1f}" for name, used in high.cpu.items())
+    cores = os.cpu_count() or 1
     rows: list[tuple[str, ...]] = [
         ("end to end p50: POST response -> support.assigned (ms)", f"{median(p50):.0f}",
          spread(p50), note, "-", "<= 30 ms", "yes" if median(p50) <= 30 and not missing else "no"),
@@ -150,6 +184,9 @@ def main() -> list[tuple[str, ...]]:
          "yes" if median(p99) <= 150 and not missing else "no"),
         (f"end to end p50 at {LOWER_RATE:.0f}/s, for context (ms)", f"{median(low50):.0f}",
          spread(low50), f"p99 {median(low99):.0f} ms; {low_missing} missing", "-", "-", "-"),
+        (f"CPU per referral at {RATE:.0f}/s (ms), to its last webhook", f"{median(totals):.1f}",
+         spread(totals), parts,
+         f"{median(totals) * RATE / 1000 / cores:.0%} of {cores} cores", "-", "-"),
     ]  # fmt: skip
     table("End to end (PostgreSQL + Redis, real workers, local receiver)", rows, COLUMNS)
     return rows

@@ -90,9 +90,14 @@ class Stack:
             used = now
 
     def _cpu_seconds(self) -> float:
-        pids = [p.pid for p in self.started.values()]
-        pids += [child for pid in list(pids) for child in descendants(pid)]
-        return sum(cpu_seconds(pid) for pid in pids)
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of each process started, with its live descendants (workers)."""
+        return {
+            name: sum(cpu_seconds(pid) for pid in [process.pid, *descendants(process.pid)])
+            for name, process in self.started.items()
+        }
 
     def peak_rss_mb(self, name: str) -> float:
         """The largest peak RSS (VmHWM) among the process and its descendants (workers)."""
