@@ -35,7 +35,12 @@ _LOCK_EVENTS = (
 )
 UNFINISHED_AT_ONCE = 500
 _UNFINISHED_TRIGGERS = (
-    select(_events.c.id, _events.c.topic, _events.c.request_id)
+    select(
+        _events.c.id,
+        _events.c.topic,
+        _events.c.request_id,
+        _events.c.payload["referral_id"].as_string().label("referral_id"),
+    )
     .where(
         _events.c.processed_at.is_(None),  # (a partial index: few rows)
         _events.c.region == bindparam("region"),
@@ -88,8 +93,9 @@ def consumed(session: Session, event_ids: list[str], consumer: Consumer) -> set[
 
 
 def unfinished_triggers(session: Session, region: str) -> list[Any]:
-    """The region's events (id, topic, request_id) that call for a round and the matcher has
-    not recorded yet; at most UNFINISHED_AT_ONCE, oldest first."""
+    """The region's events (id, topic, request_id, and the referral_id they name if any) that
+    call for a round and the matcher has not recorded yet; at most UNFINISHED_AT_ONCE, oldest
+    first."""
     return list(session.execute(_UNFINISHED_TRIGGERS, {"region": region}))
 
 

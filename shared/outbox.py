@@ -108,7 +108,8 @@ def send(
     """Send the events' ids to their consumers' queues; returns the ids sent everywhere.
     Each consumer gets one task per BATCH of the events sent together (a request burst's
     referrals, a round's offers, a fan-out's assignments, what the relay re-sends), which it
-    acts on together; a batch carries its first event's request id. One producer and, on
+    acts on together; a batch carries its first event's request id (of the first not
+    forwarded, if any). One producer and, on
     Redis, one pipelined round trip for the whole batch (kombu's Producer.batch): a publish
     costs a fraction of a millisecond. `resent`: the events were sent before and a consumer
     may have started them (the relay's re-send of unfinished events), so their tasks count
@@ -124,6 +125,7 @@ def send(
         for consumer in routes:
             if only is None or consumer is only:
                 batched[consumer].append(event)
+    forwarded = {event.id for event in forward}
     messages = [
         (consumer, carried[at : at + BATCH])
         for consumer, carried in batched.items()
@@ -134,7 +136,7 @@ def send(
         with celery_app.producer_or_acquire() as producer, producer.batch():
             for consumer, carried in messages:
                 try:
-                    _send_one(consumer, carried, producer, resent=resent)
+                    _send_one(consumer, carried, producer, resent=resent, forwarded=forwarded)
                 except Exception:  # the relay re-publishes what could not be sent now
                     log.warning("publish failed; relay will retry", extra={"events": len(carried)})
                     failed.update(event.id for event in carried)
@@ -146,9 +148,20 @@ def send(
     return [event.id for event in events if event.id not in failed]
 
 
-def _send_one(consumer: Consumer, events: list[EventRef], producer: Any, *, resent: bool) -> None:
+def _send_one(
+    consumer: Consumer,
+    events: list[EventRef],
+    producer: Any,
+    *,
+    resent: bool,
+    forwarded: set[str],
+) -> None:
     ids = [event.id for event in events]
-    headers: dict[str, Any] = {"request_id": events[0].request_id, "sent_at": time.time()}
+    # (the request of the first event sent for itself: forwarded ones only ride along)
+    request_id = next(
+        (event.request_id for event in events if event.id not in forwarded), events[0].request_id
+    )
+    headers: dict[str, Any] = {"request_id": request_id, "sent_at": time.time()}
     if resent:
         headers[RESENT] = True
     celery_app.send_task(CONSUMER_TASKS[consumer], args=[ids], headers=headers, producer=producer)

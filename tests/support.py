@@ -113,6 +113,12 @@ class Stack:
             )
         return {"Authorization": f"Bearer {plain}"}
 
+    def published(self) -> None:
+        """Wait until the API has marked every event it sent published (it marks them a moment
+        after the request: services/api/publishing.py)."""
+        app: Any = self.client.app
+        self.client.portal.call(app.state.publisher.settled)  # type: ignore[union-attr]
+
     def post_referral(self, headers: dict[str, str], key: str | None = None, **body: Any) -> Any:
         response = self.client.post(
             "/v1/referrals",

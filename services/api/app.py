@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watch.start()
         freeze_startup()
         yield
+        await app.state.publisher.settled()
         await anyio.to_thread.run_sync(watch.stop)
         await engine.dispose()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -197,8 +197,11 @@ def write_offers(
     *,
     now: datetime,
     ttl_hours: float,
+    causes: Mapping[str, str] | None = None,
 ) -> list[EventRef]:
-    """Insert the offers and their offer.created events; mark units and people offered."""
+    """Insert the offers and their offer.created events; mark units and people offered. An
+    offer's event carries the request id of its person's own change when the round saw it
+    (`causes`, by referral id), so a referral can be followed in the logs to its webhooks."""
     unit_ids = sorted(decision.unit_id for decision in decisions)
     referral_ids = sorted(decision.referral_id for decision in decisions)
     for part in chunks(unit_ids):
@@ -217,6 +220,7 @@ def write_offers(
         )
     expires_at = offer_expires_at(offered_at=now, ttl_hours=ttl_hours)
     cause = logs.request_id.get()  # the request whose change triggered this round
+    causes = causes or {}
     offers: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for decision in decisions:
@@ -239,7 +243,7 @@ def write_offers(
                 "id": new_id(),
                 "topic": Topic.offer_created.value,
                 "region": region,
-                "request_id": cause,
+                "request_id": causes.get(decision.referral_id, cause),
                 "payload": {
                     "offer_id": offer_id,
                     "referral_id": decision.referral_id,
@@ -251,11 +255,18 @@ def write_offers(
     if offers:
         bulk_insert(session, Offer, offers)
         bulk_insert(session, OutboxEvent, events)
-    return [EventRef(event["id"], event["topic"], cause) for event in events]
+    return [EventRef(event["id"], event["topic"], event["request_id"]) for event in events]
 
 
 @collections_paused()
-def run_round(session: Session, region: str, *, now: datetime, ttl_hours: float) -> int:
+def run_round(
+    session: Session,
+    region: str,
+    *,
+    now: datetime,
+    ttl_hours: float,
+    causes: Mapping[str, str] | None = None,
+) -> int:
     """One exact round for the region: every available unit to its first-ranked eligible person."""
     started = time.perf_counter()
     units = load_units(session, region)
@@ -276,7 +287,7 @@ def run_round(session: Session, region: str, *, now: datetime, ttl_hours: float)
             {d.referral_id: person_versions[d.referral_id] for d in decisions},
             ReferralStatus.waiting,
         )
-        refs = write_offers(session, region, decisions, now=now, ttl_hours=ttl_hours)
+        refs = write_offers(session, region, decisions, now=now, ttl_hours=ttl_hours, causes=causes)
         session.info.setdefault(PENDING_EVENTS, []).extend(refs)
     session.add(
         MatchRound(
@@ -330,7 +341,8 @@ def serve(
     # Read before the round reads anything: each statement sees what had committed when it
     # began, so every fact these events record is visible to the round's reads after it.
     seen = unfinished_triggers(session, region)
-    run_round(session, region, now=now, ttl_hours=ttl_hours)
+    causes = {e.referral_id: e.request_id for e in seen if e.referral_id and e.request_id}
+    run_round(session, region, now=now, ttl_hours=ttl_hours, causes=causes)
     record_triggers(session, seen)
     state.completed = target
     state.last_round_at = now

@@ -41,10 +41,10 @@ def _take_budget(path: str) -> bool:
 def _kill_before_publish(module: ModuleType) -> None:
     path, publish = os.environ["HF_FAULT_KILL_BEFORE_PUBLISH"], module.publish_events
 
-    async def publish_events(*args: Any, **kwargs: Any) -> None:
+    async def publish_events(*args: Any, **kwargs: Any) -> Any:
         if _take_budget(path):
             _die()
-        await publish(*args, **kwargs)
+        return await publish(*args, **kwargs)
 
     module.publish_events = publish_events
 
