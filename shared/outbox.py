@@ -109,13 +109,14 @@ def send(
     Each consumer gets one task per BATCH of the events sent together (a request burst's
     referrals, a round's offers, a fan-out's assignments, what the relay re-sends), which it
     acts on together; a batch carries its first event's request id (of the first not
-    forwarded, if any). One producer and, on
-    Redis, one pipelined round trip for the whole batch (kombu's Producer.batch): a publish
-    costs a fraction of a millisecond. `resent`: the events were sent before and a consumer
-    may have started them (the relay's re-send of unfinished events), so their tasks count
-    their starts (shared/redelivery.py). An event both consumers act on goes to the matcher,
-    which passes it on as `forward`: sent to the notifier ahead of `events` (they came
-    first), and not among the ids returned (it was published before)."""
+    forwarded, if any). One producer and, on Redis, one pipelined round trip for the whole
+    batch (kombu's Producer.batch): a publish costs a fraction of a millisecond.
+
+    `resent`: the events were sent before and a consumer may have started them (the relay's
+    re-send of unfinished events), so their tasks count their starts (shared/redelivery.py).
+    An event both consumers act on goes to the matcher, which passes it on as `forward`:
+    sent to the notifier ahead of `events` (they came first), and not among the ids returned
+    (it was published before)."""
     assert not forward or only is None, "forwarded events go with a publish to every consumer"
     batched: dict[Consumer, list[EventRef]] = defaultdict(list)
     if forward:
