@@ -157,20 +157,22 @@ class BoundedTask(Task[Any, Any]):
         key = task_key(self.name, arguments)
 
         def start_unless_done(session: Session) -> Start | None:
+            """The start counted; or None, the work forgotten, if it was done already."""
             start = note_start(
                 session, key=key, name=self.name, arguments=arguments, now=utcnow(), restart=True
             )
             if start.cause is None and self.done is not None and self.done(session, *args):
+                note_finish(session, keys=[key])
                 return None
             return start
 
         start = in_transaction(start_unless_done)
-        if start is not None and start.cause is not None:
+        if start is None:
+            return None
+        if start.cause is not None:
             log.warning("skipping dead task", extra={"task": self.name, "key": key})
             return None
         try:
-            if start is None:
-                return None
             if self.splits and isinstance(args[0], list) and len(args[0]) > 1:
                 log.warning("splitting a restarted batch", extra={"task": self.name, "key": key})
                 self._send_back_one_by_one(args, kwargs)

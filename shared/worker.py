@@ -35,8 +35,6 @@ def in_transaction(
         events, forward = take_pending(session), take_forwarded(session)
         if events or forward:
             sent = send(events, forward=forward)
-            if not sent:
-                return result
             try:
                 mark_published(session, sent)
                 session.commit()
