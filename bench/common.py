@@ -36,19 +36,22 @@ def postgres() -> Iterator[str]:
         server.stop()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (0 once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def server_cpu_seconds(connection: Any) -> float | None:
     """CPU seconds used so far by the PostgreSQL server processes (backends and background
     processes) that pg_stat_activity lists, read from /proc; None if the server is not on this
     machine. A process that ends between two readings is not counted."""
     pids = [row[0] for row in connection.exec_driver_sql("SELECT pid FROM pg_stat_activity")]
-    ticks, seen = os.sysconf("SC_CLK_TCK"), 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        seen += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-    return seen if pids and seen else None
+    seen = sum(cpu_seconds(pid) for pid in pids)
+    return seen if seen else None
 
 
 def median(values: list[float]) -> float:
