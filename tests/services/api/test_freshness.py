@@ -34,7 +34,9 @@ def live(stack: Stack) -> Watch:
 
 @contextmanager
 def statements(stack: Stack) -> Iterator[list[str]]:
-    """The SQL the API process runs meanwhile."""
+    """The SQL the API process runs meanwhile (once the events it sent before are marked
+    published, which it does a moment after their request)."""
+    stack.published()
     seen: list[str] = []
     engine = stack.client.app.state.engine.sync_engine  # type: ignore[attr-defined]
 
