@@ -6,16 +6,28 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Text, cast, insert, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    Executable,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.matcher.units import load_units
 from shared import logs
-from shared.consumption import record_consumptions, unfinished_triggers
+from shared.consumption import consumed, record_consumptions, unfinished_triggers
 from shared.domain.eligibility import PersonFacts
 from shared.domain.events import FORWARDED_TOPICS, Consumer, Topic
 from shared.domain.lifecycle import offer_expires_at
@@ -34,6 +46,19 @@ from shared.models import (
 from shared.outbox import PENDING_EVENTS, EventRef, forward_after_commit
 
 CHUNK = 5000
+# Every referral's round runs these: built once (with bound parameters), not per call.
+_IDS: BindParameter[str] = bindparam("ids", expanding=True)
+_events: Any = OutboxEvent.__table__
+_REGIONS = select(_events.c.id, _events.c.region).where(_events.c.id.in_(_IDS))
+_TRIGGERS = select(_events.c.id, _events.c.topic, _events.c.request_id).where(
+    _events.c.id.in_(_IDS)
+)
+_states: Any = RegionMatching.__table__
+_STATE = select(_states.c.requested, _states.c.completed).where(
+    _states.c.region == bindparam("region")
+)
+_rounds: Any = MatchRound.__table__
+_ROUND = insert(_rounds)
 
 
 class StaleRound(Exception):
@@ -54,17 +79,38 @@ def lock_region(session: Session, region: str) -> None:
         )
 
 
+@cache
+def _upsert_state(dialect: str, *, served: bool) -> Executable:
+    """A region's matching state: a request more, or every request so far served."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    fresh: dict[str, Any] = {
+        "region": bindparam("region"),
+        "requested": 0 if served else 1,
+        "completed": 0,
+    }
+    if served:
+        fresh["last_round_at"] = bindparam("now")
+        change = {"completed": _states.c.requested, "last_round_at": bindparam("now")}
+    else:
+        change = {"requested": _states.c.requested + 1}
+    statement = module.insert(_states).values(fresh)
+    upsert: Executable = statement.on_conflict_do_update(
+        index_elements=[_states.c.region], set_=change
+    )
+    return upsert
+
+
 def request_round(session: Session, region: str) -> None:
     """Ask for a round of the region (coalesced with any request not yet served)."""
     dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(RegionMatching).values(region=region, requested=1, completed=0)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[RegionMatching.region],
-            set_={"requested": RegionMatching.requested + 1},
-        )
-    )
+    session.execute(_upsert_state(dialect, served=False), {"region": region})
+
+
+def mark_served(session: Session, region: str, *, now: datetime) -> None:
+    """Every round request of the region made so far is served by the round this transaction
+    runs next: its reads come after this statement, so they see what those requests saw."""
+    dialect = session.get_bind().dialect.name
+    session.execute(_upsert_state(dialect, served=True), {"region": region, "now": now})
 
 
 def _areas(text_value: str | None) -> tuple[str, ...]:
@@ -151,17 +197,32 @@ def load_people(session: Session, region: str) -> list[tuple[PersonFacts, int]]:
     ]
 
 
+@cache
+def _versions(table: Table) -> Executable:
+    return (
+        select(table.c.id, table.c.version, table.c.status)
+        .where(table.c.id.in_(_IDS))
+        .with_for_update()
+    )
+
+
+@cache
+def _offered(table: Table, status: str) -> Executable:
+    return (
+        update(table)
+        .where(table.c.id.in_(_IDS))
+        .values(status=status, version=table.c.version + 1, updated_at=bindparam("now"))
+    )
+
+
 def confirm_unchanged(
     session: Session, model: type[Unit] | type[Referral], expected: dict[str, int], status: str
 ) -> None:
     """Lock the chosen rows and check none changed since they were read (else StaleRound)."""
     ids = sorted(expected)
+    statement = _versions(model.__table__)
     for part in chunks(ids):
-        rows = session.execute(
-            select(model.id, model.version, model.status)
-            .where(model.id.in_(part))
-            .with_for_update()
-        ).all()
+        rows = session.execute(statement, {"ids": list(part)}).all()
         if len(rows) != len(part) or any(
             row.status != status or row.version != expected[row.id] for row in rows
         ):
@@ -202,22 +263,13 @@ def write_offers(
     """Insert the offers and their offer.created events; mark units and people offered. An
     offer's event carries the request id of its person's own change when the round saw it
     (`causes`, by referral id), so a referral can be followed in the logs to its webhooks."""
-    unit_ids = sorted(decision.unit_id for decision in decisions)
-    referral_ids = sorted(decision.referral_id for decision in decisions)
-    for part in chunks(unit_ids):
-        session.execute(
-            update(Unit)
-            .where(Unit.id.in_(part))
-            .values(status=UnitStatus.offered, version=Unit.version + 1, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    for part in chunks(referral_ids):
-        session.execute(
-            update(Referral)
-            .where(Referral.id.in_(part))
-            .values(status=ReferralStatus.offered, version=Referral.version + 1, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+    for table, status, ids in (
+        (Unit.__table__, UnitStatus.offered, [d.unit_id for d in decisions]),
+        (Referral.__table__, ReferralStatus.offered, [d.referral_id for d in decisions]),
+    ):
+        statement = _offered(table, status.value)
+        for part in chunks(sorted(ids)):
+            session.execute(statement, {"ids": list(part), "now": now})
     expires_at = offer_expires_at(offered_at=now, ttl_hours=ttl_hours)
     cause = logs.request_id.get()  # the request whose change triggered this round
     causes = causes or {}
@@ -289,15 +341,17 @@ def run_round(
         )
         refs = write_offers(session, region, decisions, now=now, ttl_hours=ttl_hours, causes=causes)
         session.info.setdefault(PENDING_EVENTS, []).extend(refs)
-    session.add(
-        MatchRound(
-            region=region,
-            started_at=now,
-            duration_seconds=time.perf_counter() - started,
-            units_considered=len(units),
-            people_considered=len(people),
-            offers_made=len(decisions),
-        )
+    session.execute(
+        _ROUND,
+        {
+            "id": new_id(),
+            "region": region,
+            "started_at": now,
+            "duration_seconds": time.perf_counter() - started,
+            "units_considered": len(units),
+            "people_considered": len(people),
+            "offers_made": len(decisions),
+        },
     )
     return len(decisions)
 
@@ -328,22 +382,69 @@ def serve(
     session: Session, region: str, *, now: datetime, ttl_hours: float
 ) -> frozenset[str] | None:
     """As serve_request; the ids of the trigger events the round recorded, or None when no
-    round was needed.
-
-    The round records, for the matcher, the region's trigger events it has seen (those
-    committed before it began): their own tasks, still queued behind it under load, then find
-    their work done and run no round of their own."""
+    round was needed."""
     lock_region(session, region)
-    state = session.get(RegionMatching, region, populate_existing=True)
+    state = session.execute(_STATE, {"region": region}).first()
     if state is None or state.completed >= state.requested:
         return None
-    target = state.requested
+    mark_served(session, region, now=now)
+    return round_now(session, region, now=now, ttl_hours=ttl_hours)
+
+
+def round_now(session: Session, region: str, *, now: datetime, ttl_hours: float) -> frozenset[str]:
+    """A round of the region (its lock held), recording for the matcher the region's trigger
+    events it has seen (those committed before it began): their own tasks, still queued behind
+    it under load, then find their work done and run no round of their own. The ids of those
+    events."""
     # Read before the round reads anything: each statement sees what had committed when it
     # began, so every fact these events record is visible to the round's reads after it.
     seen = unfinished_triggers(session, region)
     causes = {e.referral_id: e.request_id for e in seen if e.referral_id and e.request_id}
     run_round(session, region, now=now, ttl_hours=ttl_hours, causes=causes)
     record_triggers(session, seen)
-    state.completed = target
-    state.last_round_at = now
     return frozenset(event.id for event in seen)
+
+
+def regions_of(session: Session, event_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The events' ids by region, in the order given, each once (events without a region,
+    which call for no round, are left out)."""
+    found: dict[str, str | None] = dict(
+        session.execute(_REGIONS, {"ids": list(event_ids)}).tuples().all()
+    )
+    by_region: dict[str, list[str]] = {}
+    for event_id in dict.fromkeys(event_ids):
+        if region := found.get(event_id):
+            by_region.setdefault(region, []).append(event_id)
+    return by_region
+
+
+def serve_events(
+    session: Session, region: str, event_ids: Sequence[str], *, now: datetime, ttl_hours: float
+) -> None:
+    """The round these events of one region call for (rule 4), in this transaction, with their
+    record for the matcher: none if a round since recorded them all (under load, the round
+    another task ran while this one waited for the region's lock)."""
+    lock_region(session, region)
+    done = consumed(session, list(event_ids), Consumer.matcher)
+    pending = [event_id for event_id in event_ids if event_id not in done]
+    if not pending:
+        return
+    mark_served(session, region, now=now)
+    seen = round_now(session, region, now=now, ttl_hours=ttl_hours)
+    unseen = [event_id for event_id in pending if event_id not in seen]
+    if unseen:  # (past the UNFINISHED_AT_ONCE oldest, under a backlog: recorded all the same)
+        record_triggers(session, session.execute(_TRIGGERS, {"ids": unseen}).all())
+
+
+def serve_batch(
+    session: Session, event_ids: Sequence[str], *, now: datetime, ttl_hours: float
+) -> dict[str, list[str]]:
+    """The events published together: if they are all of one region (the usual batch), their
+    round in this transaction (serve_events), and nothing is returned; otherwise nothing is
+    done here, and their ids are returned by region, for a transaction each."""
+    by_region = regions_of(session, event_ids)
+    if len(by_region) != 1:
+        return by_region
+    [(region, ids)] = by_region.items()
+    serve_events(session, region, ids, now=now, ttl_hours=ttl_hours)
+    return {}

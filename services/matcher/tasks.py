@@ -3,71 +3,58 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
-from sqlalchemy import BindParameter, bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.matcher.expiry import expire_due_offers
 from services.matcher.relay import relay_unfinished, relay_unpublished
-from services.matcher.rounds import StaleRound, record_triggers, request_round, serve
+from services.matcher.rounds import StaleRound, regions_of, serve, serve_batch, serve_events
 from shared.config import get_settings
-from shared.consumption import all_consumed, consumed, lock_events
+from shared.consumption import all_consumed
 from shared.domain.events import Consumer
-from shared.models import OutboxEvent, RegionMatching, utcnow
+from shared.models import RegionMatching, utcnow
 from shared.queue import TaskName, celery_app
 from shared.redelivery import forget_stale
 from shared.worker import in_transaction
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_PLANS = 50  # a round that keeps seeing concurrent changes plans again, this many times
-_IDS: BindParameter[str] = bindparam("event_ids", expanding=True)
-_REGIONS = select(OutboxEvent.id, OutboxEvent.region).where(OutboxEvent.id.in_(_IDS))
-_TOPICS = select(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.request_id).where(
-    OutboxEvent.id.in_(_IDS)
-)
 
 
-def note_triggers(session: Session, event_ids: list[str]) -> dict[str, str]:
-    """Record that the events' regions need a round: the events to finish after it (those
-    not finished before, by a redelivered task, and with a region), each with its region."""
-    done = consumed(session, event_ids, Consumer.matcher)
-    pending = [event_id for event_id in dict.fromkeys(event_ids) if event_id not in done]
-    if not pending:
-        return {}
-    found = dict(session.execute(_REGIONS, {"event_ids": pending}).all())
-    noted = {event_id: region for event_id in pending if (region := found.get(event_id))}
-    for region in sorted(set(noted.values())):
-        request_round(session, region)
-    return noted
-
-
-def finish(session: Session, event_ids: list[str]) -> None:
-    """Record the events as done by the matcher (their rows locked in id order first), and
-    forward those the notifier acts on too (rounds.record_triggers)."""
-    lock_events(session, event_ids)  # (before the check: a redelivered twin waits, then sees)
-    done = consumed(session, event_ids, Consumer.matcher)
-    events = session.execute(_TOPICS, {"event_ids": event_ids}).all()
-    record_triggers(session, [e for e in events if e.id not in done])
-
-
-def drain(region: str) -> frozenset[str]:
-    """Serve the region's outstanding round requests: one round serves every request made
-    before it started; the trigger events the round recorded for the matcher (none if no
-    round was needed). A request made during the round is served by its own task, which
-    waits for this round's lock (or, if that task was lost, by the relay's re-send or
-    sweep_regions), so nobody needs to look again after the round."""
-    settings = get_settings()
+def planned(work: Callable[[], T], region: str) -> T | None:
+    """Run a transaction that plans a round of the region, again while it sees a concurrent
+    change (StaleRound: rolled back, nothing written); None if it never stopped seeing one."""
     for _ in range(MAX_PLANS):
         try:
-            recorded = in_transaction(
-                serve, region, now=utcnow(), ttl_hours=settings.offer_ttl_hours
-            )
-            return recorded or frozenset()
+            return work()
         except StaleRound:
             log.info("round saw a concurrent change; planning again", extra={"region": region})
-    return frozenset()
+    return None
+
+
+def drain(region: str) -> None:
+    """Serve the region's outstanding round requests (one round serves every request made
+    before it started)."""
+    settings = get_settings()
+    planned(
+        lambda: in_transaction(serve, region, now=utcnow(), ttl_hours=settings.offer_ttl_hours),
+        region,
+    )
+
+
+def match_in(region: str, event_ids: list[str]) -> None:
+    """The round that events of one region call for, in a transaction of its own."""
+    ttl_hours = get_settings().offer_ttl_hours
+    planned(
+        lambda: in_transaction(serve_events, region, event_ids, now=utcnow(), ttl_hours=ttl_hours),
+        region,
+    )
 
 
 def _matched(session: Session, event_ids: list[str] | str) -> bool:
@@ -76,25 +63,26 @@ def _matched(session: Session, event_ids: list[str] | str) -> bool:
 
 @celery_app.task(name=TaskName.match_event, splits=True, done=staticmethod(_matched))
 def match_event(event_ids: list[str] | str) -> None:
-    """Changes happened (the events published together): match their regions now (rule 4),
-    coalescing with other triggers; one round per region for the whole batch. The transaction
-    that records an event for the matcher forwards it to the notifier if the notifier acts on
-    it too (rounds.record_triggers). A batch restarted after its worker was lost is sent back
-    as one task per event (shared/redelivery.py), so a poison event dies alone."""
+    """Changes happened (the events published together): match their regions now (rule 4).
+    Each region's round runs in one transaction with the events' record for the matcher
+    (rounds.serve_events): none if a round another task ran meanwhile recorded them. The
+    transaction that records an event for the matcher forwards it to the notifier if the
+    notifier acts on it too (rounds.record_triggers). A batch restarted after its worker was
+    lost is sent back as one task per event (shared/redelivery.py), so a poison event dies
+    alone."""
     ids = [event_ids] if isinstance(event_ids, str) else event_ids
-    noted = in_transaction(note_triggers, ids)
+    ttl_hours = get_settings().offer_ttl_hours
+    try:  # (one region, the usual batch: everything in this one transaction)
+        by_region = in_transaction(serve_batch, ids, now=utcnow(), ttl_hours=ttl_hours)
+    except StaleRound:
+        by_region = in_transaction(regions_of, ids)
     failure: Exception | None = None
-    recorded: set[str] = set()
-    for region in sorted(set(noted.values())):
+    for region, region_ids in sorted(by_region.items()):
         try:
-            recorded |= drain(region)
+            match_in(region, region_ids)
         except Exception as error:  # the other regions still match; the relay re-sends this
             log.warning("a region's round failed", extra={"region": region}, exc_info=True)
             failure = failure or error
-            noted = {event_id: at for event_id, at in noted.items() if at != region}
-    unrecorded = [event_id for event_id in noted if event_id not in recorded]
-    if unrecorded:  # (served by a round that began before they were noted, or failed)
-        in_transaction(finish, unrecorded)
     if failure is not None:
         raise failure
 

@@ -50,21 +50,21 @@ def _kill_before_publish(module: ModuleType) -> None:
 
 
 def _poison_region(module: ModuleType) -> None:
-    region, drain = os.environ["HF_FAULT_POISON_REGION"], module.drain
+    region, round_now = os.environ["HF_FAULT_POISON_REGION"], module.round_now
 
-    def poisoned_drain(name: str) -> Any:
+    def poisoned_round(session: Any, name: str, **kwargs: Any) -> Any:
         if name == region:
             _die()
-        return drain(name)
+        return round_now(session, name, **kwargs)
 
-    module.drain = poisoned_drain
+    module.round_now = poisoned_round
 
 
 PATCHES: dict[str, Callable[[ModuleType], None]] = {}
 if os.environ.get("HF_FAULT_KILL_BEFORE_PUBLISH"):
     PATCHES["services.api.publishing"] = _kill_before_publish
 if os.environ.get("HF_FAULT_POISON_REGION"):
-    PATCHES["services.matcher.tasks"] = _poison_region
+    PATCHES["services.matcher.rounds"] = _poison_region
 
 
 class _PatchAfterImport(importlib.abc.MetaPathFinder):

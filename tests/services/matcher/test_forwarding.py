@@ -11,11 +11,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from services.matcher.tasks import finish, match_event
+from services.matcher import rounds
+from services.matcher.rounds import serve_events
+from services.matcher.tasks import match_event
 from shared import outbox, worker
 from shared.config import Settings
+from shared.consumption import consumed
+from shared.domain.events import Consumer
 from shared.domain.vocabulary import Role
-from shared.models import OutboxEvent
+from shared.models import OutboxEvent, utcnow
 from shared.outbox import take_forwarded
 from shared.queue import Queue, TaskName, make_celery
 from support import Stack, queued
@@ -59,17 +63,24 @@ def test_a_round_forwards_its_triggers_ahead_of_its_offer_in_one_task(
     assert queued(app, Queue.notifications) == []
 
 
-def test_events_finished_without_a_round_are_forwarded_too(stack: Stack) -> None:
-    # given a referral's event no round recorded (the round that served it began before it)
+def test_events_a_round_did_not_see_are_recorded_and_forwarded_too(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a referral's event the region's round does not see (past the oldest
+    # UNFINISHED_AT_ONCE of a backlog; here the round sees none)
     stack.post_referral(stack.key(Role.outreach))
     received = event_id(stack, "referral.received")
-    # when its task records it as done for the matcher
+    monkeypatch.setattr(rounds, "unfinished_triggers", lambda session, region: [])
+    # when its task takes it
     with stack.session() as session:
-        finish(session, [received])
+        serve_events(session, "north", [received], now=utcnow(), ttl_hours=72)
         forwarded = take_forwarded(session)
-    # then it is forwarded to the notifier after that commit
+        session.commit()
+    # then it is recorded for the matcher and forwarded to the notifier after that commit
     assert [(ref.id, ref.topic) for ref in forwarded] == [(received, "referral.received")]
+    with stack.session() as session:
+        assert consumed(session, [received], Consumer.matcher) == {received}
     # and a twin that finds it done forwards nothing
     with stack.session() as session:
-        finish(session, [received])
+        serve_events(session, "north", [received], now=utcnow(), ttl_hours=72)
         assert take_forwarded(session) == []

@@ -1,14 +1,22 @@
-"""The matcher's task takes the events published together: one note of their regions, one
-round per region, one record of them all (services/matcher/tasks.py)."""
+"""The matcher's task takes the events published together: one round per region, in one
+transaction with the events' record for the matcher (services/matcher/rounds.py serve_batch,
+serve_events)."""
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from services.matcher.rounds import serve
-from services.matcher.tasks import finish, note_triggers
+from services.matcher.rounds import serve_batch, serve_events
 from shared.consumption import record_consumptions
 from shared.domain.events import Consumer
 from shared.domain.vocabulary import Role
-from shared.models import EventConsumption, Offer, OutboxEvent, RegionMatching, Unit, utcnow
+from shared.models import (
+    EventConsumption,
+    MatchRound,
+    Offer,
+    OutboxEvent,
+    RegionMatching,
+    Unit,
+    utcnow,
+)
 from support import Stack
 
 
@@ -23,6 +31,47 @@ def received_events(stack: Stack) -> list[OutboxEvent]:
         )
 
 
+def rounds_run(stack: Stack) -> int:
+    with stack.session() as session:
+        return session.scalar(select(func.count()).select_from(MatchRound)) or 0
+
+
+def matcher_records(stack: Stack) -> list[str]:
+    with stack.session() as session:
+        return list(
+            session.scalars(
+                select(EventConsumption.event_id).where(EventConsumption.consumer == "matcher")
+            )
+        )
+
+
+def test_a_batch_of_one_region_is_matched_and_recorded_in_its_transaction(stack: Stack) -> None:
+    # given a unit and two referrals of one region, published together
+    outreach = stack.key(Role.outreach)
+    stack.post_unit(stack.key(Role.housing_provider))
+    stack.post_referral(outreach)
+    stack.post_referral(outreach)
+    ids = [event.id for event in received_events(stack)]
+    # when the matcher's task takes them (a repeated id counts once)
+    with stack.session() as session:
+        assert serve_batch(session, [*ids, ids[0]], now=utcnow(), ttl_hours=72) == {}
+        session.commit()
+    # then one round ran, the unit is offered, and both events are recorded for the matcher
+    assert rounds_run(stack) == 1
+    with stack.session() as session:
+        assert session.scalar(select(func.count()).select_from(Offer)) == 1
+        state = session.get(RegionMatching, "north")
+        assert state is not None and state.completed == state.requested
+        assert state.last_round_at is not None
+    assert set(ids) <= set(matcher_records(stack))
+    # and the same batch taken again (a redelivered task) runs no round, records nothing twice
+    with stack.session() as session:
+        assert serve_batch(session, ids, now=utcnow(), ttl_hours=72) == {}
+        session.commit()
+    assert rounds_run(stack) == 1
+    assert sorted(matcher_records(stack)) == sorted(set(matcher_records(stack)))
+
+
 def test_a_batch_of_two_regions_is_matched_and_recorded_once(stack: Stack) -> None:
     # given referrals in two regions, each with a unit, published together
     for region in ("north", "south"):
@@ -32,45 +81,34 @@ def test_a_batch_of_two_regions_is_matched_and_recorded_once(stack: Stack) -> No
         stack.post_referral(outreach, region=region)
     events = received_events(stack)
     ids = [event.id for event in events]
+    # when the matcher's task takes them, it does nothing in its first transaction
     with stack.session() as session:
-        requested_before = dict(
-            session.execute(select(RegionMatching.region, RegionMatching.requested)).tuples().all()
-        )
-    # when the matcher's task takes them (the steps match_event runs, in their transactions)
-    with stack.session() as session:
-        noted = note_triggers(session, [*ids, ids[0]])  # a repeated id counts once
-    assert list(noted) == ids
-    regions = sorted(set(noted.values()))
-    assert regions == ["north", "south"]
-    with stack.session() as session:
-        requested = dict(
-            session.execute(select(RegionMatching.region, RegionMatching.requested)).tuples().all()
-        )
-    assert {r: requested[r] - requested_before.get(r, 0) for r in regions} == {
-        "north": 1,
-        "south": 1,
+        by_region = serve_batch(session, ids, now=utcnow(), ttl_hours=72)
+        session.commit()
+    assert by_region == {
+        region: [event.id for event in events if event.region == region]
+        for region in ("north", "south")
     }
-    for region in regions:
-        stack.match(region)  # (drain's round, on this test's database)
-    with stack.session() as session:
-        finish(session, list(noted))
+    assert rounds_run(stack) == 0 and matcher_records(stack) == []
+    # and then matches each region in a transaction of its own
+    for region, region_ids in by_region.items():
+        with stack.session() as session:
+            serve_events(session, region, region_ids, now=utcnow(), ttl_hours=72)
+            session.commit()
     # then each region's unit is offered, and each event is recorded once for the matcher
     with stack.session() as session:
         offered = session.scalars(select(Unit.region).join(Offer, Offer.unit_id == Unit.id))
         assert sorted(offered) == ["north", "south"]
-        recorded = session.scalars(
-            select(EventConsumption.event_id).where(EventConsumption.consumer == "matcher")
-        ).all()
-        assert set(ids) <= set(recorded)  # (and the units' events the rounds saw)
-    # and the same batch delivered again notes nothing (a redelivered task)
-    with stack.session() as session:
-        assert note_triggers(session, ids) == {}
-        finish(session, ids)  # (and finishing again records nothing twice)
-    with stack.session() as session:
-        again = session.scalars(
-            select(EventConsumption.event_id).where(EventConsumption.consumer == "matcher")
-        ).all()
-        assert sorted(again) == sorted(recorded)
+    recorded = matcher_records(stack)
+    assert set(ids) <= set(recorded)  # (and the units' events the rounds saw)
+    assert rounds_run(stack) == 2
+    # and the same events taken again (a redelivered task) run no round, record nothing twice
+    for region, region_ids in by_region.items():
+        with stack.session() as session:
+            serve_events(session, region, region_ids, now=utcnow(), ttl_hours=72)
+            session.commit()
+    assert rounds_run(stack) == 2
+    assert sorted(matcher_records(stack)) == sorted(recorded)
 
 
 def test_a_round_records_the_triggers_it_saw_so_their_tasks_run_none(stack: Stack) -> None:
@@ -82,15 +120,15 @@ def test_a_round_records_the_triggers_it_saw_so_their_tasks_run_none(stack: Stac
     ids = [event.id for event in received_events(stack)]
     # when one round of the region runs
     stack.match()
-    # then it recorded their events for the matcher, so their tasks ask for no round
+    assert rounds_run(stack) == 1
+    # then it recorded their events for the matcher, so their tasks run no round
+    assert set(ids) <= set(matcher_records(stack))
+    for event_id in ids:
+        with stack.session() as session:
+            assert serve_batch(session, [event_id], now=utcnow(), ttl_hours=72) == {}
+            session.commit()
+    assert rounds_run(stack) == 1
     with stack.session() as session:
-        recorded = set(
-            session.scalars(
-                select(EventConsumption.event_id).where(EventConsumption.consumer == "matcher")
-            )
-        )
-        assert set(ids) <= recorded
-        assert note_triggers(session, ids) == {}
         state = session.get(RegionMatching, "north")
         assert state is not None and state.completed == state.requested
 
@@ -126,20 +164,3 @@ def test_recording_an_event_a_second_time_keeps_the_first_record(stack: Stack) -
             select(EventConsumption.consumer).where(EventConsumption.event_id == event.id)
         ).all()
     assert records == ["matcher"]
-
-
-def test_a_round_tells_its_task_which_triggers_it_recorded(stack: Stack) -> None:
-    # (the task then finishes only the others: none, when its events were all seen)
-    outreach = stack.key(Role.outreach)
-    stack.post_unit(stack.key(Role.housing_provider))
-    stack.post_referral(outreach)
-    stack.post_referral(outreach)
-    ids = [event.id for event in received_events(stack)]
-    with stack.session() as session:
-        noted = note_triggers(session, ids)
-    with stack.session() as session:
-        recorded = serve(session, "north", now=utcnow(), ttl_hours=72)
-    assert recorded is not None and set(noted) <= recorded
-    # and a region already served runs no round and records nothing
-    with stack.session() as session:
-        assert serve(session, "north", now=utcnow(), ttl_hours=72) is None
