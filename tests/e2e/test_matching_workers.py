@@ -17,6 +17,7 @@ from oracle import check_invariants
 from processes import environment, processes, run, wait_ready
 from servers import free_port
 from shared.db import make_engine
+from shared.domain.events import MATCHING_TOPICS
 from shared.models import EventConsumption, MatchRound, OutboxEvent, RegionMatching, utcnow
 from support import referral_body, unit_body
 
@@ -184,7 +185,9 @@ def test_four_matcher_workers_under_a_burst(
             with Session(engine) as session:
                 check_invariants(session, None, utcnow().date())
                 triggers = session.scalar(
-                    select(func.sum(RegionMatching.requested)).select_from(RegionMatching)
+                    select(func.count())
+                    .select_from(OutboxEvent)
+                    .where(OutboxEvent.topic.in_(sorted(MATCHING_TOPICS)))
                 )
                 rounds = session.scalar(select(func.count()).select_from(MatchRound))
             engine.dispose()
