@@ -58,7 +58,12 @@ _UNFINISHED_TRIGGERS = (
 _PROCESSED = (
     update(_events)
     .where(_events.c.id.in_(bindparam("event_ids", expanding=True)))
-    .values(processed_at=bindparam("now"))
+    .values(
+        processed_at=bindparam("now"),
+        # (an event its consumers finished was published, whether or not its publisher got
+        # to mark it yet: the notifier acts on the events its fan-out emits at once)
+        published_at=func.coalesce(_events.c.published_at, bindparam("now")),
+    )
 )
 _PROCESSED_WHEN_ALL = _PROCESSED.where(
     select(func.count())
@@ -122,7 +127,7 @@ def record_consumption(session: Session, event: Any, consumer: Consumer) -> None
 
 def record_consumptions(session: Session, events: Sequence[Any], consumer: Consumer) -> None:
     """Mark the events (anything with `id` and `topic`) done for this consumer; an event done
-    for all its consumers is marked processed.
+    for all its consumers is marked processed (and published, if it was not marked so yet).
 
     The events are locked first (in id order, lock_events), so two consumers finishing at
     once cannot both miss each other's record (each would count only its own under READ

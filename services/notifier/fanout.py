@@ -15,13 +15,13 @@ from sqlalchemy import Select, Table, select
 from sqlalchemy.orm import Session
 
 from services.notifier.bulk import among, insert_many
-from services.notifier.messages import Rows, audience
+from services.notifier.messages import PLAIN_ROWS, EventRow, Rows, audience
 from services.notifier.teams import Wanted, assign_support_all
 from shared.consumption import consumed, record_consumptions
 from shared.db import is_postgres
 from shared.domain.events import WEBHOOK_TOPICS, Consumer, Topic, consumers_of
-from shared.models import Delivery, Referral, Unit, WebhookEndpoint, new_id, utcnow
-from shared.outbox import PENDING_EVENTS, EventRef, mark_published
+from shared.models import Delivery, Referral, SupportTeam, Unit, WebhookEndpoint, new_id, utcnow
+from shared.outbox import PENDING_EVENTS, EventRef
 
 _endpoints: Any = WebhookEndpoint.__table__
 
@@ -89,7 +89,8 @@ def fan_out_all(
     The events this transaction emits that only the notifier acts on (each assignment's
     support.assigned or support.pending_capacity) are acted on here too, before it commits:
     published, they would come back to a notifier task only to be read and fanned out the same
-    way, a task, a read and a commit later.
+    way, a task, a read and a commit later. They are known as written (not read back), their
+    subscribers are read with the others', and recording them marks them published.
     """
     ids = list(dict.fromkeys(event_ids))
     done = consumed(session, ids, Consumer.notifier)
@@ -99,33 +100,17 @@ def fan_out_all(
     rows = Rows(session)
     found = rows.events(ids)
     events = [found[event_id] for event_id in ids if event_id in found]
-    due_at = now or utcnow()
-    created = _act(session, rows, events, due_at)
-    own = _take_own_events(session)
-    if own:
-        session.flush()  # (the emitted rows, for the read)
-        emitted = rows.events(own)
-        created += _act(session, rows, [emitted[event_id] for event_id in own], due_at)
-        mark_published(session, own)  # (the relay has nothing to send)
+    acted = [*events, *_support_at_first_offers(session, rows, events)]
+    created = _deliveries(rows, acted, now or utcnow())
+    record_consumptions(session, acted, Consumer.notifier)  # (event locks after team locks)
     insert_many(session, cast(Table, Delivery.__table__), created)
     return [delivery["id"] for delivery in created]
 
 
-def _take_own_events(session: Session) -> list[str]:
-    """The ids of the events emitted in this session that only the notifier acts on, taken off
-    the list to publish after commit."""
-    pending: list[EventRef] = session.info.get(PENDING_EVENTS, [])
-    own = [ref.id for ref in pending if consumers_of(ref.topic) == (Consumer.notifier,)]
-    taken = set(own)
-    session.info[PENDING_EVENTS] = [ref for ref in pending if ref.id not in taken]
-    return own
-
-
-def _act(
-    session: Session, rows: Rows, events: Sequence[Any], due_at: datetime
-) -> list[dict[str, Any]]:
-    """Each event's side effects (support at a first offer) and consumption record; the
-    deliveries to make."""
+def _support_at_first_offers(session: Session, rows: Rows, events: Sequence[Any]) -> list[Any]:
+    """Rule 6's side effect of offer events: a team for each person at their first offer. The
+    events this emits that only the notifier acts on, as rows, taken off the list to publish
+    after commit (they are acted on in this transaction)."""
     wanted = []
     for event in events:
         if event.topic == Topic.offer_created:
@@ -142,8 +127,33 @@ def _act(
                         offer_id=event.payload.get("offer_id"),
                     )
                 )
-    if wanted:
-        assign_support_all(session, wanted)
+    if not wanted:
+        return []
+    assigned = assign_support_all(session, wanted)
+    team_row: Any = PLAIN_ROWS[SupportTeam]
+    for team in assigned.teams:  # (who a support event concerns: read along, not again)
+        rows.found[SupportTeam, team.id] = team_row(team.id, team.organization_id)
+    own = set(_take_own_events(session))
+    return [
+        EventRow(*(event[name] for name in EventRow._fields))
+        for event in assigned.events
+        if event["id"] in own
+    ]
+
+
+def _take_own_events(session: Session) -> list[str]:
+    """The ids of the events emitted in this session that only the notifier acts on, taken off
+    the list to publish after commit."""
+    pending: list[EventRef] = session.info.get(PENDING_EVENTS, [])
+    own = [ref.id for ref in pending if consumers_of(ref.topic) == (Consumer.notifier,)]
+    taken = set(own)
+    session.info[PENDING_EVENTS] = [ref for ref in pending if ref.id not in taken]
+    return own
+
+
+def _deliveries(rows: Rows, events: Sequence[Any], due_at: datetime) -> list[dict[str, Any]]:
+    """A delivery (due at once) to each enabled endpoint subscribed to each event's type, in
+    the organizations it concerns."""
     created_at = utcnow()
     created: list[dict[str, Any]] = []
     endpoints = subscribers(rows, events)
@@ -162,5 +172,4 @@ def _act(
             }
             for endpoint in endpoints.get(event.id, ())
         )
-    record_consumptions(session, events, Consumer.notifier)  # (event locks after team locks)
     return created

@@ -82,7 +82,15 @@ class Wanted(NamedTuple):
     offer_id: str | None
 
 
-def assign_support_all(session: Session, wanted: Sequence[Wanted]) -> None:
+class Assigned(NamedTuple):
+    """What assigning wrote: the events emitted (as column values), and the teams of the
+    regions read for it (with their organization)."""
+
+    events: list[dict[str, Any]]
+    teams: list[Any]
+
+
+def assign_support_all(session: Session, wanted: Sequence[Wanted]) -> Assigned:
     """Give each person without a team one at their first offer, in order; wait in
     pending_capacity where none has room (rule 6). Set-wise: one read of who has a team, the
     regions' teams locked in id order and read with their loads in two statements, then the
@@ -97,7 +105,7 @@ def assign_support_all(session: Session, wanted: Sequence[Wanted]) -> None:
         if person.referral_id not in has_team:
             todo.setdefault(person.referral_id, person)
     if not todo:
-        return
+        return Assigned([], list(teams))
     loads = team_loads(session, [team.id for team in teams])
     now = utcnow()
     assignments: list[dict[str, Any]] = []
@@ -149,6 +157,7 @@ def assign_support_all(session: Session, wanted: Sequence[Wanted]) -> None:
         )
     insert_many(session, cast(Table, SupportAssignment.__table__), assignments)
     insert_many(session, cast(Table, OutboxEvent.__table__), events)
+    return Assigned(events, list(teams))
 
 
 _ASSIGNED = select(SupportAssignment.referral_id).where(
@@ -157,6 +166,7 @@ _ASSIGNED = select(SupportAssignment.referral_id).where(
 _TEAMS_TO_ASSIGN = (
     select(
         SupportTeam.id,
+        SupportTeam.organization_id,
         SupportTeam.region,
         SupportTeam.kind,
         SupportTeam.areas,
