@@ -25,7 +25,10 @@ def main() -> list[tuple[str, ...]]:
         stack.settle()
         # End to end first: the intake runs leave a thousand people waiting (no homes are
         # added for them), who would rank before the later referrals for every new unit.
-        e2e = end_to_end.measure(stack, api, rate=E2E_RATE, seconds=E2E_SECONDS, runs=1)
+        with end_to_end.receiving(stack, api) as receiver:
+            e2e = end_to_end.measure(
+                stack, api, receiver, rate=E2E_RATE, seconds=E2E_SECONDS, runs=1
+            )
         p50, missing = e2e.p50, e2e.missing
         rates = []
         for _ in range(RUNS):

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,15 +138,14 @@ def cpu_now(stack: Stack, engine: Engine) -> dict[str, float]:
     return used
 
 
-def measure(stack: Stack, api: str, *, rate: float, seconds: float, runs: int) -> Measured:
+def measure(
+    stack: Stack, api: str, receiver: Receiver, *, rate: float, seconds: float, runs: int
+) -> Measured:
     """Post at `rate` for `seconds`, `runs` times, each run timed until its last webhook."""
     assert stack.keys is not None
     add_units(stack.database_url, int(rate * seconds * runs * 1.1) + 10)
     engine = make_engine(stack.database_url)
-    receiver = start_receiver(stack.log_dir)
     try:
-        add_team_and_endpoint(api, stack.keys.support, receiver.url)
-        one_run(api, stack.keys.outreach, receiver, rate=1, seconds=1)  # until workers are up
         result = Measured([], [], 0, defaultdict(list))
         for _ in range(runs):
             before = cpu_now(stack, engine)
@@ -158,9 +159,23 @@ def measure(stack: Stack, api: str, *, rate: float, seconds: float, runs: int) -
             for name, used in after.items():
                 result.cpu[name].append((used - before.get(name, 0.0)) / (rate * seconds) * 1000)
     finally:
-        receiver.stop()
         engine.dispose()
     return result
+
+
+@contextmanager
+def receiving(stack: Stack, api: str) -> Iterator[Receiver]:
+    """A receiver, with an ACT team and its endpoint there, and the workers warmed up. One for
+    every measurement of a stack: each referral's support.assigned goes to it alone (no
+    endpoint of an earlier measurement, its receiver gone, is left subscribed)."""
+    assert stack.keys is not None
+    receiver = start_receiver(stack.log_dir)
+    try:
+        add_team_and_endpoint(api, stack.keys.support, receiver.url)
+        one_run(api, stack.keys.outreach, receiver, rate=1, seconds=1)  # until workers are up
+        yield receiver
+    finally:
+        receiver.stop()
 
 
 def main() -> list[tuple[str, ...]]:
@@ -169,8 +184,9 @@ def main() -> list[tuple[str, ...]]:
         stack.workers()
         stack.settle()
         wait_for(api + "/readyz")
-        low = measure(stack, api, rate=LOWER_RATE, seconds=SECONDS, runs=RUNS)
-        high = measure(stack, api, rate=RATE, seconds=SECONDS, runs=RUNS)
+        with receiving(stack, api) as receiver:
+            low = measure(stack, api, receiver, rate=LOWER_RATE, seconds=SECONDS, runs=RUNS)
+            high = measure(stack, api, receiver, rate=RATE, seconds=SECONDS, runs=RUNS)
     p50, p99, missing = high.p50, high.p99, high.missing
     low50, low99, low_missing = low.p50, low.p99, low.missing
     note = f"{RUNS} runs x {SECONDS:.0f} s at {RATE:.0f}/s; {missing} missing"
