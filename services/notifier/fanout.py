@@ -6,7 +6,7 @@ composing a webhook reads it), and the other statements are built once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
@@ -15,12 +15,23 @@ from sqlalchemy import Select, Table, select
 from sqlalchemy.orm import Session
 
 from services.notifier.bulk import among, insert_many
+from services.notifier.dues import WRITTEN, Due, attempt_table
+from services.notifier.ledger import Claim, claim_new
 from services.notifier.messages import PLAIN_ROWS, EventRow, Rows, audience
 from services.notifier.teams import Wanted, assign_support_all
 from shared.consumption import consumed, record_consumptions
 from shared.db import is_postgres
 from shared.domain.events import WEBHOOK_TOPICS, Consumer, Topic, consumers_of
-from shared.models import Delivery, Referral, SupportTeam, Unit, WebhookEndpoint, new_id, utcnow
+from shared.models import (
+    Delivery,
+    Referral,
+    SupportAssignment,
+    SupportTeam,
+    Unit,
+    WebhookEndpoint,
+    new_id,
+    utcnow,
+)
 from shared.outbox import PENDING_EVENTS, EventRef
 
 _endpoints: Any = WebhookEndpoint.__table__
@@ -92,19 +103,51 @@ def fan_out_all(
     way, a task, a read and a commit later. They are known as written (not read back), their
     subscribers are read with the others', and recording them marks them published.
     """
+    return fan_out_and_claim(session, event_ids, now=now, limit=0)[1]
+
+
+def fan_out_and_claim(
+    session: Session,
+    event_ids: Sequence[str],
+    *,
+    now: datetime | None = None,
+    limit: int,
+    held: Mapping[str, int] | None = None,
+) -> tuple[list[Claim], list[str]]:
+    """As fan_out_all, and in the same transaction the first attempts of up to `limit` of the
+    deliveries made, leased as ledger.claim would (`held`: the claims the sending process
+    holds per endpoint), from the rows the fan-out read: a claim's own transaction and its
+    reads saved. The claims, and the ids of the deliveries made that are still due."""
     ids = list(dict.fromkeys(event_ids))
     done = consumed(session, ids, Consumer.notifier)
     ids = [event_id for event_id in ids if event_id not in done]
     if not ids:
-        return []
+        return [], []
     rows = Rows(session)
     found = rows.events(ids)
     events = [found[event_id] for event_id in ids if event_id in found]
     acted = [*events, *_support_at_first_offers(session, rows, events)]
     created = _deliveries(rows, acted, now or utcnow())
     record_consumptions(session, acted, Consumer.notifier)  # (event locks after team locks)
+    claims: list[Claim] = []
+    attempts: list[dict[str, Any]] = []
+    if limit and created:
+        dues = [
+            Due(d["id"], d["endpoint_id"], d["event_id"], d["status"], 0, d["next_attempt_at"],
+                None, None, None)
+            for d in created
+        ]  # fmt: skip
+        by_id = {event.id: event for event in acted}
+        claims = claim_new(
+            session, dues, events=by_id, named=rows, now=utcnow(), limit=limit, held=held
+        )
+        for delivery, due in zip(created, dues, strict=True):
+            delivery.update({name: getattr(due, name) for name in WRITTEN})
+            attempts += due.attempt_log
     insert_many(session, cast(Table, Delivery.__table__), created)
-    return [delivery["id"] for delivery in created]
+    insert_many(session, attempt_table, attempts)
+    due_ids = [delivery["id"] for delivery in created if delivery["status"] == "pending"]
+    return claims, due_ids
 
 
 def _support_at_first_offers(session: Session, rows: Rows, events: Sequence[Any]) -> list[Any]:
@@ -130,9 +173,16 @@ def _support_at_first_offers(session: Session, rows: Rows, events: Sequence[Any]
     if not wanted:
         return []
     assigned = assign_support_all(session, wanted)
+    # What the events emitted name, known as written or read along: not read again (their
+    # audience, and their webhooks when claimed in this transaction).
     team_row: Any = PLAIN_ROWS[SupportTeam]
-    for team in assigned.teams:  # (who a support event concerns: read along, not again)
+    for team in assigned.teams:
         rows.found[SupportTeam, team.id] = team_row(team.id, team.organization_id)
+    assignment_row: Any = PLAIN_ROWS[SupportAssignment]
+    for made in assigned.assignments:
+        rows.found[SupportAssignment, made["id"]] = assignment_row(
+            made["id"], made["team_id"], str(made["kind"]), str(made["status"])
+        )
     own = set(_take_own_events(session))
     return [
         EventRow(*(event[name] for name in EventRow._fields))
@@ -168,6 +218,9 @@ def _deliveries(rows: Rows, events: Sequence[Any], due_at: datetime) -> list[dic
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": due_at,
+                "last_status_code": None,
+                "last_error": None,
+                "delivered_at": None,
                 "created_at": created_at,
             }
             for endpoint in endpoints.get(event.id, ())

@@ -230,6 +230,25 @@ def claim_next(
     return _take(session, rows, now, limit, None, held)
 
 
+def claim_new(
+    session: Session,
+    rows: list[Due],
+    *,
+    events: Mapping[str, Any],
+    named: Rows,
+    now: datetime,
+    limit: int,
+    held: Mapping[str, int] | None = None,
+) -> list[Claim]:
+    """As claim, for deliveries this transaction is making (their rows not written yet, so
+    nobody else can hold them): their events and the rows those name are already at hand
+    (`events`, `named`), and what is decided stays in `rows`, for the caller to insert as it
+    is (attempts in each row's attempt_log)."""
+    return _take(
+        session, rows, now, limit, None, held, events=events, named=named, write_back=False
+    )
+
+
 def _take(
     session: Session,
     rows: list[Due],
@@ -237,6 +256,10 @@ def _take(
     limit: int,
     stamp: datetime | None,
     held: Mapping[str, int] | None,
+    *,
+    events: Mapping[str, Any] | None = None,
+    named: Rows | None = None,
+    write_back: bool = True,
 ) -> list[Claim]:
     due = [row for row in rows if _due(row, now=now, stamp=stamp)]
     if not due:
@@ -244,8 +267,9 @@ def _take(
     endpoints = lock_endpoints(session, {row.endpoint_id for row in due}, now=now)
     busy = Counter({endpoint.id: endpoint.busy for endpoint in endpoints.values()})
     lanes = Counter(held or {})
-    rows_named = Rows(session)
-    events = rows_named.events(row.event_id for row in due)
+    rows_named = named or Rows(session)
+    if events is None:
+        events = rows_named.events(row.event_id for row in due)
     lease_until = now + lease_length()
     taken: list[Due] = []
     for row in due:
@@ -275,7 +299,8 @@ def _take(
             row.attempts += 1
             taken.append(row)
     claims = _sign(rows_named, taken, endpoints, events, now=now, lease_until=lease_until)
-    write(session, rows)
+    if write_back:
+        write(session, rows)
     return claims
 
 
@@ -287,7 +312,7 @@ def _sign(
     rows: Rows,
     taken: list[Due],
     endpoints: dict[str, Any],
-    events: dict[str, Any],
+    events: Mapping[str, Any],
     *,
     now: datetime,
     lease_until: datetime,

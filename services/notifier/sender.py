@@ -12,8 +12,10 @@ import queue
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -54,6 +56,18 @@ def send_claim(claim: ledger.Claim) -> webhook.Outcome:
         timeout=get_settings().webhook_timeout_seconds,
         now=utcnow(),
     )
+
+
+@dataclass
+class Lease:
+    """Slots to claim with elsewhere (Sender.leasing), and the claims made with them."""
+
+    limit: int
+    held: Counter[str]
+    claims: list[ledger.Claim] = field(default_factory=list)
+
+    def start(self, claims: list[ledger.Claim]) -> None:
+        self.claims = claims
 
 
 class Sender:
@@ -135,6 +149,22 @@ class Sender:
             self._release(slots - len(claims))
             self._start(claims)
         return len(claims)
+
+    @contextmanager
+    def leasing(self, wanted: int) -> Iterator[Lease]:
+        """Claims made elsewhere, in a transaction of the caller's (fanout.fan_out_and_claim):
+        up to `wanted` free slots, without waiting, as the Lease's `limit`, with what the
+        process holds per endpoint; the claims handed to `start` are sent, and the slots they
+        did not use are freed, however the block ends. Claims are made one at a time in a
+        process (as `deliver` makes them)."""
+        slots = self._reserve(wanted, wait=0)
+        with self._claiming:
+            lease = Lease(slots, self._held())
+            try:
+                yield lease
+            finally:
+                self._release(slots - len(lease.claims))
+                self._start(lease.claims)
 
     def _held(self) -> Counter[str]:
         """Claims held unsent or being sent, per endpoint."""

@@ -9,7 +9,7 @@ from typing import Any
 from celery.signals import worker_process_shutdown
 from sqlalchemy.orm import Session
 
-from services.notifier.fanout import fan_out_all
+from services.notifier.fanout import fan_out_all, fan_out_and_claim
 from services.notifier.ledger import lease_length
 from services.notifier.sender import current_sender, get_sender
 from services.notifier.sweep import dispatch_due
@@ -22,6 +22,7 @@ from shared.worker import in_transaction
 log = logging.getLogger(__name__)
 
 DISPATCH_CHUNK = 32  # deliveries per deliver task handed out by the sweep
+FAN_OUT_SLOTS = 64  # first attempts a fan-out may lease in its own transaction
 
 
 def _notified(session: Session, event_ids: list[str] | str) -> bool:
@@ -30,20 +31,26 @@ def _notified(session: Session, event_ids: list[str] | str) -> bool:
 
 @celery_app.task(name=TaskName.notify_event, splits=True, done=staticmethod(_notified))
 def notify_event(event_ids: list[str] | str) -> None:
-    """Fan events out to their subscribers (the events sent together, in one transaction)
-    and start sending at once. A batch restarted after its worker was lost is sent
-    back as one task per event (shared/redelivery.py), so a poison event dies alone."""
+    """Fan events out to their subscribers (the events sent together, in one transaction,
+    which also leases the first attempts this process has room for) and start sending at
+    once. A batch restarted after its worker was lost is sent back as one task per event
+    (shared/redelivery.py), so a poison event dies alone."""
     ids = [event_ids] if isinstance(event_ids, str) else event_ids
     failure: Exception | None = None
+    sender = get_sender()
     try:
-        created = in_transaction(fan_out_all, ids)
+        with sender.leasing(FAN_OUT_SLOTS) as lease:
+            claims, created = in_transaction(
+                fan_out_and_claim, ids, limit=lease.limit, held=lease.held
+            )
+            lease.start(claims)
     except Exception:
         if len(ids) == 1:
             raise
         log.warning("a batch of events failed; acting on each alone", exc_info=True)
         created, failure = _one_by_one(ids)
-    if created:
-        get_sender().deliver(created)
+    if created:  # (those no slot was free for at once)
+        sender.deliver(created)
     if failure is not None:  # (the relay re-sends what stays unconsumed)
         raise failure
 

@@ -83,9 +83,10 @@ class Wanted(NamedTuple):
 
 
 class Assigned(NamedTuple):
-    """What assigning wrote: the events emitted (as column values), and the teams of the
-    regions read for it (with their organization)."""
+    """What assigning wrote: the assignments and the events emitted (as column values), and the
+    teams of the regions read for it (with their organization)."""
 
+    assignments: list[dict[str, Any]]
     events: list[dict[str, Any]]
     teams: list[Any]
 
@@ -105,7 +106,7 @@ def assign_support_all(session: Session, wanted: Sequence[Wanted]) -> Assigned:
         if person.referral_id not in has_team:
             todo.setdefault(person.referral_id, person)
     if not todo:
-        return Assigned([], list(teams))
+        return Assigned([], [], list(teams))
     loads = team_loads(session, [team.id for team in teams])
     now = utcnow()
     assignments: list[dict[str, Any]] = []
@@ -157,7 +158,7 @@ def assign_support_all(session: Session, wanted: Sequence[Wanted]) -> Assigned:
         )
     insert_many(session, cast(Table, SupportAssignment.__table__), assignments)
     insert_many(session, cast(Table, OutboxEvent.__table__), events)
-    return Assigned(events, list(teams))
+    return Assigned(assignments, events, list(teams))
 
 
 _ASSIGNED = select(SupportAssignment.referral_id).where(

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from standardwebhooks import Webhook
 
 from httpserver import webhook_receiver
-from services.notifier.fanout import fan_out, fan_out_all
+from services.notifier.fanout import fan_out, fan_out_all, fan_out_and_claim
 from shared.domain.vocabulary import Role
 from shared.models import Delivery, OutboxEvent, SupportAssignment, utcnow
 from support import Stack
@@ -144,3 +144,40 @@ def test_the_offers_of_one_round_are_acted_on_together_once(stack: Stack) -> Non
         with stack.session() as session:
             assert fan_out_all(session, offers) == []
         assert len(events(stack, "support.assigned")) == 3
+
+
+def test_a_fan_out_leases_the_first_attempts_it_has_room_for(stack: Stack) -> None:
+    """The worker's fan-out claims in its own transaction (no claim transaction of its own),
+    from the rows it read and wrote: the messages are the ones a claim would sign."""
+    support = stack.key(Role.support_provider)
+    team(stack, support, capacity=5)
+    provider = stack.key(Role.housing_provider)
+    for _ in range(2):
+        stack.post_unit(provider)
+        stack.post_referral(stack.key(Role.outreach))
+    stack.match()
+    offers = [event.id for event in events(stack, "offer.created")]
+    assert len(offers) == 2
+    secret = endpoint(stack, support, "http://127.0.0.1:9/hooks", ["support.assigned"])["secret"]
+    # when the offers are fanned out with room for one attempt
+    with stack.session() as session:
+        claims, due = fan_out_and_claim(session, offers, limit=1, held={})
+        session.commit()
+    # then one delivery is leased with its signed message, and the other is left due
+    [leased] = claims
+    assert len(due) == 1 and leased.delivery_id not in due
+    with stack.session() as session:
+        rows = {d.id: d for d in session.scalars(select(Delivery))}
+    assert rows[leased.delivery_id].status == "sending"
+    assert rows[leased.delivery_id].attempts == 1 == leased.attempt
+    assert rows[leased.delivery_id].next_attempt_at == leased.lease_until
+    assert (rows[due[0]].status, rows[due[0]].attempts) == ("pending", 0)
+    body = Webhook(secret).verify(leased.message.body, leased.message.headers)
+    assert body["type"] == "support.assigned"
+    assert body["data"]["assignment"]["kind"] == "act"
+    assert body["data"]["assignment"]["status"] == "assigned"
+    assert body["data"]["person"]["name"] == "Sam"
+    assert body["data"]["outreach"]["organization"]["name"].startswith("outreach-")
+    # and a redelivered task makes and leases nothing
+    with stack.session() as session:
+        assert fan_out_and_claim(session, offers, limit=5, held={}) == ([], [])
