@@ -70,13 +70,13 @@ def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
         yield ids[start : start + CHUNK]
 
 
+_LOCK_REGION = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
 def lock_region(session: Session, region: str) -> None:
     """Serialize rounds of one region (PostgreSQL advisory lock; SQLite has one writer)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"match:{region}"},
-        )
+        session.execute(_LOCK_REGION, {"key": f"match:{region}"})
 
 
 @cache
@@ -120,40 +120,43 @@ def _areas(text_value: str | None) -> tuple[str, ...]:
     return tuple(orjson.loads(text_value))
 
 
+_REGION: BindParameter[str] = bindparam("region")
+_DECLINED = (
+    select(Offer.referral_id, Offer.unit_id)
+    .join(Referral, Referral.id == Offer.referral_id)
+    .where(
+        Referral.region == _REGION,
+        Referral.status == ReferralStatus.waiting,
+        Offer.status == OfferStatus.declined,
+    )
+)
+_WAITING = select(
+    Referral.id,
+    Referral.adults,
+    Referral.children,
+    Referral.pets,
+    Referral.needs_wheelchair,
+    Referral.needs_step_free,
+    Referral.veteran,
+    Referral.gender,
+    Referral.date_of_birth,
+    Referral.birth_year,
+    cast(Referral.areas_acceptable, Text),
+    cast(Referral.areas_avoid, Text),
+    Referral.vulnerability_score,
+    Referral.months_homeless,
+    Referral.created_at,
+    Referral.version,
+).where(Referral.region == _REGION, Referral.status == ReferralStatus.waiting)
+
+
 def load_people(session: Session, region: str) -> list[tuple[PersonFacts, int]]:
     """Waiting people of a region (the hot read of a round: plain tuples, no ORM objects)."""
     connection = session.connection()
     declined: dict[str, set[str]] = defaultdict(set)
-    for referral_id, unit_id in connection.execute(
-        select(Offer.referral_id, Offer.unit_id)
-        .join(Referral, Referral.id == Offer.referral_id)
-        .where(
-            Referral.region == region,
-            Referral.status == ReferralStatus.waiting,
-            Offer.status == OfferStatus.declined,
-        )
-    ):
+    for referral_id, unit_id in connection.execute(_DECLINED, {"region": region}):
         declined[referral_id].add(unit_id)
-    rows = connection.execute(
-        select(
-            Referral.id,
-            Referral.adults,
-            Referral.children,
-            Referral.pets,
-            Referral.needs_wheelchair,
-            Referral.needs_step_free,
-            Referral.veteran,
-            Referral.gender,
-            Referral.date_of_birth,
-            Referral.birth_year,
-            cast(Referral.areas_acceptable, Text),
-            cast(Referral.areas_avoid, Text),
-            Referral.vulnerability_score,
-            Referral.months_homeless,
-            Referral.created_at,
-            Referral.version,
-        ).where(Referral.region == region, Referral.status == ReferralStatus.waiting)
-    )
+    rows = connection.execute(_WAITING, {"region": region})
     no_declines: frozenset[str] = frozenset()
     return [
         (

@@ -40,16 +40,19 @@ def lock_teams(session: Session, regions: list[str | None]) -> None:
         session.execute(_TEAMS_OF_REGIONS, {"regions": named}).all()
 
 
+_LOADS = (
+    select(SupportAssignment.team_id, func.count())
+    .where(
+        SupportAssignment.team_id.in_(bindparam("team_ids", expanding=True)),
+        SupportAssignment.status.in_(COUNTS_AGAINST_CAPACITY),
+    )
+    .group_by(SupportAssignment.team_id)
+)
+
+
 def team_loads(session: Session, team_ids: list[str]) -> dict[str, int]:
     """Assignments currently held by each team (stepped-down ones free their place)."""
-    rows = session.execute(
-        select(SupportAssignment.team_id, func.count())
-        .where(
-            SupportAssignment.team_id.in_(team_ids),
-            SupportAssignment.status.in_(COUNTS_AGAINST_CAPACITY),
-        )
-        .group_by(SupportAssignment.team_id)
-    )
+    rows = session.execute(_LOADS, {"team_ids": team_ids})
     return {team_id: count for team_id, count in rows if team_id is not None}
 
 
