@@ -8,6 +8,7 @@ from typing import Any
 from celery import Celery
 from kombu import Queue as KombuQueue
 
+from shared import broker
 from shared.config import Settings, get_settings
 
 EMBEDDED_POLLING_INTERVAL_SECONDS = 0.02
@@ -75,6 +76,7 @@ def make_celery(settings: Settings) -> Celery:
         _use_fast_embedded_polling()
     elif settings.broker_url.startswith(("redis", "rediss")):
         transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
+        app.conf.broker_transport = broker.TRANSPORT
     app.conf.update(
         task_queues=[KombuQueue(queue.value, routing_key=queue.value) for queue in Queue],
         task_default_queue=Queue.maintenance.value,
