@@ -16,7 +16,9 @@ from typing import Any
 
 from kombu.transport import redis as kombu_redis
 
-TRANSPORT = "shared.broker:Transport"  # (Celery's `broker_transport` for redis:// URLs)
+# Celery's `broker_transport` for redis:// URLs. Not for rediss://: kombu turns on TLS for a
+# URL without ssl parameters only when the transport is named `rediss`.
+TRANSPORT = "shared.broker:Transport"
 
 
 class Channel(kombu_redis.Channel):

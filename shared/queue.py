@@ -76,7 +76,8 @@ def make_celery(settings: Settings) -> Celery:
         _use_fast_embedded_polling()
     elif settings.broker_url.startswith(("redis", "rediss")):
         transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
-        app.conf.broker_transport = broker.TRANSPORT
+        if settings.broker_url.startswith("redis://"):  # (rediss: kombu's own, which turns
+            app.conf.broker_transport = broker.TRANSPORT  # on TLS by the transport's name)
     app.conf.update(
         task_queues=[KombuQueue(queue.value, routing_key=queue.value) for queue in Queue],
         task_default_queue=Queue.maintenance.value,

@@ -5,14 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.matcher.expiry import expire_due_offers
 from services.matcher.relay import relay_unfinished, relay_unpublished
-from services.matcher.rounds import StaleRound, regions_of, serve, serve_batch, serve_events
+from services.matcher.rounds import (
+    StaleRound,
+    regions_of,
+    request_round,
+    serve,
+    serve_batch,
+    serve_events,
+)
 from shared.config import get_settings
 from shared.consumption import all_consumed
 from shared.domain.events import Consumer
@@ -22,20 +28,23 @@ from shared.redelivery import forget_stale
 from shared.worker import in_transaction
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 MAX_PLANS = 50  # a round that keeps seeing concurrent changes plans again, this many times
 
 
-def planned(work: Callable[[], T], region: str) -> T | None:
+def planned(work: Callable[[], object], region: str) -> None:
     """Run a transaction that plans a round of the region, again while it sees a concurrent
-    change (StaleRound: rolled back, nothing written); None if it never stopped seeing one."""
+    change (StaleRound: rolled back, nothing written). If it never stops seeing one, the
+    region's round is asked for (rounds.request_round), for sweep_regions to serve within
+    seconds."""
     for _ in range(MAX_PLANS):
         try:
-            return work()
+            work()
+            return
         except StaleRound:
             log.info("round saw a concurrent change; planning again", extra={"region": region})
-    return None
+    log.warning("round kept seeing concurrent changes; left to the sweep", extra={"region": region})
+    in_transaction(request_round, region)
 
 
 def drain(region: str) -> None:

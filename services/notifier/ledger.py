@@ -108,7 +108,7 @@ def signing_secrets(endpoint: Any, now: datetime) -> list[str]:
 
 
 @cache
-def _endpoints_locked(postgres: bool) -> AnyRows:
+def _endpoints_locked(postgres: bool, skip: bool = False) -> AnyRows:
     busy = (
         select(func.count())
         .where(
@@ -122,16 +122,19 @@ def _endpoints_locked(postgres: bool) -> AnyRows:
         select(*ENDPOINT_COLUMNS, busy.label("busy"))
         .where(among(E.id, "ids", postgres=postgres))
         .order_by(E.id)
-        .with_for_update(of=endpoint_table)
+        # (FOR NO KEY UPDATE: claims still take turns, and a delivery being inserted, whose
+        # foreign key only shares the row's key, does not wait for one)
+        .with_for_update(of=endpoint_table, skip_locked=skip, key_share=True)
     )
 
 
 def lock_endpoints(
-    session: Session, endpoint_ids: Iterable[str], *, now: datetime
+    session: Session, endpoint_ids: Iterable[str], *, now: datetime, skip: bool = False
 ) -> dict[str, Any]:
     """The endpoints, locked (which makes the count exact when workers claim at once), each
-    with `busy`: its leases in flight."""
-    statement = _endpoints_locked(is_postgres(session.get_bind()))
+    with `busy`: its leases in flight. `skip`: those another transaction holds are left out
+    instead of waited for."""
+    statement = _endpoints_locked(is_postgres(session.get_bind()), skip)
     rows = session.execute(statement, {"ids": distinct(endpoint_ids), "now": now})
     return {row.id: row for row in rows}
 
@@ -243,10 +246,10 @@ def claim_new(
     """As claim, for deliveries this transaction is making (their rows not written yet, so
     nobody else can hold them): their events and the rows those name are already at hand
     (`events`, `named`), and what is decided stays in `rows`, for the caller to insert as it
-    is (attempts in each row's attempt_log)."""
-    return _take(
-        session, rows, now, limit, None, held, events=events, named=named, write_back=False
-    )
+    is (attempts in each row's attempt_log). An endpoint another transaction holds is not
+    waited for (the caller holds the process's claims meanwhile): its deliveries stay due, for
+    a claim of their own after this commit."""
+    return _take(session, rows, now, limit, None, held, events=events, named=named, new=True)
 
 
 def _take(
@@ -259,12 +262,14 @@ def _take(
     *,
     events: Mapping[str, Any] | None = None,
     named: Rows | None = None,
-    write_back: bool = True,
+    new: bool = False,
 ) -> list[Claim]:
     due = [row for row in rows if _due(row, now=now, stamp=stamp)]
     if not due:
         return []
-    endpoints = lock_endpoints(session, {row.endpoint_id for row in due}, now=now)
+    endpoints = lock_endpoints(session, {row.endpoint_id for row in due}, now=now, skip=new)
+    if new:  # (an endpoint held elsewhere: its new deliveries stay due, claimed after commit)
+        due = [row for row in due if row.endpoint_id in endpoints]
     busy = Counter({endpoint.id: endpoint.busy for endpoint in endpoints.values()})
     lanes = Counter(held or {})
     rows_named = named or Rows(session)
@@ -299,7 +304,7 @@ def _take(
             row.attempts += 1
             taken.append(row)
     claims = _sign(rows_named, taken, endpoints, events, now=now, lease_until=lease_until)
-    if write_back:
+    if not new:
         write(session, rows)
     return claims
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kombu import Queue as KombuQueue
 
-from shared.broker import Channel
+from shared.broker import TRANSPORT, Channel
 from shared.config import Settings
 from shared.queue import make_celery
 
@@ -45,3 +45,12 @@ def test_messages_are_delivered_and_acknowledged_through_it(redis_url: str, tmp_
         with connection.default_channel.conn_or_acquire() as client:
             assert not any(client.hexists("unacked", tag) for tag in tags)
         simple.close()
+
+
+def test_tls_urls_keep_kombus_own_transport(tmp_path: Path) -> None:
+    # (kombu turns on TLS for a rediss:// URL by the transport's name)
+    plain = make_celery(Settings(broker_url="redis://127.0.0.1:6379/0", data_dir=tmp_path))
+    assert plain.connection_for_write().transport_cls == TRANSPORT
+    tls = make_celery(Settings(broker_url="rediss://127.0.0.1:6380/0", data_dir=tmp_path))
+    connection = tls.connection_for_write()
+    assert connection.transport_cls == "rediss" and connection.ssl

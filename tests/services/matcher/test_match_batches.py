@@ -2,9 +2,13 @@
 transaction with the events' record for the matcher (services/matcher/rounds.py serve_batch,
 serve_events)."""
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
 
-from services.matcher.rounds import serve_batch, serve_events
+from services.matcher.rounds import StaleRound, request_round, serve_batch, serve_events
+from services.matcher.tasks import behind_regions, planned
+from shared import worker
 from shared.consumption import record_consumptions
 from shared.domain.events import Consumer
 from shared.domain.vocabulary import Role
@@ -52,6 +56,9 @@ def test_a_batch_of_one_region_is_matched_and_recorded_in_its_transaction(stack:
     stack.post_referral(outreach)
     stack.post_referral(outreach)
     ids = [event.id for event in received_events(stack)]
+    with stack.session() as session:  # (and a round asked for meanwhile, as the sweep does)
+        request_round(session, "north")
+        session.commit()
     # when the matcher's task takes them (a repeated id counts once)
     with stack.session() as session:
         assert serve_batch(session, [*ids, ids[0]], now=utcnow(), ttl_hours=72) == {}
@@ -60,8 +67,8 @@ def test_a_batch_of_one_region_is_matched_and_recorded_in_its_transaction(stack:
     assert rounds_run(stack) == 1
     with stack.session() as session:
         assert session.scalar(select(func.count()).select_from(Offer)) == 1
-        state = session.get(RegionMatching, "north")
-        assert state is not None and state.completed == state.requested
+        state = session.get(RegionMatching, "north")  # (the request asked for is served too)
+        assert state is not None and state.requested == state.completed == 1
         assert state.last_round_at is not None
     assert set(ids) <= set(matcher_records(stack))
     # and the same batch taken again (a redelivered task) runs no round, records nothing twice
@@ -164,3 +171,20 @@ def test_recording_an_event_a_second_time_keeps_the_first_record(stack: Stack) -
             select(EventConsumption.consumer).where(EventConsumption.event_id == event.id)
         ).all()
     assert records == ["matcher"]
+
+
+def test_a_round_that_keeps_seeing_changes_is_left_to_the_sweep(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        worker, "get_session_factory", lambda: sessionmaker(stack.engine, expire_on_commit=False)
+    )
+
+    def always_stale() -> None:
+        raise StaleRound
+
+    # when a task's round sees a concurrent change every time it plans
+    planned(always_stale, "north")
+    # then the region's round is asked for, for sweep_regions to serve
+    with stack.session() as session:
+        assert behind_regions(session) == ["north"]

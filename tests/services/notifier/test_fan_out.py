@@ -9,7 +9,7 @@ from standardwebhooks import Webhook
 from httpserver import webhook_receiver
 from services.notifier.fanout import fan_out, fan_out_all, fan_out_and_claim
 from shared.domain.vocabulary import Role
-from shared.models import Delivery, OutboxEvent, SupportAssignment, utcnow
+from shared.models import Delivery, OutboxEvent, SupportAssignment, WebhookEndpoint, utcnow
 from support import Stack
 
 
@@ -181,3 +181,35 @@ def test_a_fan_out_leases_the_first_attempts_it_has_room_for(stack: Stack) -> No
     # and a redelivered task makes and leases nothing
     with stack.session() as session:
         assert fan_out_and_claim(session, offers, limit=5, held={}) == ([], [])
+
+
+def test_a_fan_out_leaves_the_deliveries_of_an_endpoint_held_elsewhere_due(
+    pg_stack: Stack,
+) -> None:
+    """It holds the process's claims meanwhile, so it never waits for an endpoint's row: what
+    another transaction holds is claimed after its commit, as any due delivery."""
+    stack = pg_stack
+    support = stack.key(Role.support_provider)
+    team(stack, support, capacity=5)
+    stack.post_unit(stack.key(Role.housing_provider))
+    stack.post_referral(stack.key(Role.outreach))
+    stack.match()
+    [offer] = [event.id for event in events(stack, "offer.created")]
+    hook = endpoint(stack, support, "http://127.0.0.1:9/hooks", ["support.assigned"])
+    # given another process's claim holds the endpoint's row (as ledger.lock_endpoints does)
+    with stack.session() as holder:
+        holder.execute(
+            select(WebhookEndpoint.id)
+            .where(WebhookEndpoint.id == hook["id"])
+            .with_for_update(key_share=True)
+        ).all()
+        # when the offer is fanned out with room to spare
+        with stack.session() as session:
+            claims, due = fan_out_and_claim(session, [offer], limit=5, held={})
+            session.commit()
+        holder.rollback()
+    # then nothing waited and nothing was leased: the delivery is due, for a claim of its own
+    assert claims == [] and len(due) == 1
+    with stack.session() as session:
+        made = session.get(Delivery, due[0])
+        assert made is not None and (made.status, made.attempts) == ("pending", 0)
