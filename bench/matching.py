@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bench.common import median, postgres, spread, table
 from oracle import load_state, open_offers, oracle_sorted
 from services.keys import create_key
-from services.matcher.rounds import request_round, serve_request
+from services.matcher.regions import request_round, serve_request
 from shared.db import make_engine
 from shared.domain.vocabulary import OrganizationKind, ProgrammeTag, Role
 from shared.migrate import upgrade

@@ -11,7 +11,7 @@ from rich.progress import Progress
 from sqlalchemy.orm import Session
 
 from services.keys import create_key
-from services.matcher.rounds import request_round, serve_request
+from services.matcher.regions import request_round, serve_request
 from shared.domain.vocabulary import OrganizationKind, Role
 from shared.models import (
     Absence,

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from services.keys import create_key
-from services.matcher.rounds import request_round, serve_request
+from services.matcher.regions import request_round, serve_request
 from shared.db import make_engine
 from shared.domain.vocabulary import OrganizationKind, Role
 from shared.models import EventConsumption, OutboxEvent, utcnow

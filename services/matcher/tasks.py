@@ -10,15 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.matcher.expiry import expire_due_offers
-from services.matcher.relay import relay_unfinished, relay_unpublished
-from services.matcher.rounds import (
-    StaleRound,
+from services.matcher.regions import (
     regions_of,
     request_round,
     serve,
     serve_batch,
     serve_events,
 )
+from services.matcher.relay import relay_unfinished, relay_unpublished
+from services.matcher.rounds import StaleRound
 from shared.config import get_settings
 from shared.consumption import all_consumed
 from shared.domain.events import Consumer
@@ -35,7 +35,7 @@ MAX_PLANS = 50  # a round that keeps seeing concurrent changes plans again, this
 def planned(work: Callable[[], object], region: str) -> None:
     """Run a transaction that plans a round of the region, again while it sees a concurrent
     change (StaleRound: rolled back, nothing written). If it never stops seeing one, the
-    region's round is asked for (rounds.request_round), for sweep_regions to serve within
+    region's round is asked for (regions.request_round), for sweep_regions to serve within
     seconds."""
     for _ in range(MAX_PLANS):
         try:
@@ -74,9 +74,9 @@ def _matched(session: Session, event_ids: list[str] | str) -> bool:
 def match_event(event_ids: list[str] | str) -> None:
     """Changes happened (the events published together): match their regions now (rule 4).
     Each region's round runs in one transaction with the events' record for the matcher
-    (rounds.serve_events): none if a round another task ran meanwhile recorded them. The
+    (regions.serve_events): none if a round another task ran meanwhile recorded them. The
     transaction that records an event for the matcher forwards it to the notifier if the
-    notifier acts on it too (rounds.record_triggers). A batch restarted after its worker was
+    notifier acts on it too (regions.record_triggers). A batch restarted after its worker was
     lost is sent back as one task per event (shared/redelivery.py), so a poison event dies
     alone."""
     ids = [event_ids] if isinstance(event_ids, str) else event_ids

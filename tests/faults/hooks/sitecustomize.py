@@ -64,7 +64,7 @@ PATCHES: dict[str, Callable[[ModuleType], None]] = {}
 if os.environ.get("HF_FAULT_KILL_BEFORE_PUBLISH"):
     PATCHES["services.api.publishing"] = _kill_before_publish
 if os.environ.get("HF_FAULT_POISON_REGION"):
-    PATCHES["services.matcher.rounds"] = _poison_region
+    PATCHES["services.matcher.regions"] = _poison_region
 
 
 class _PatchAfterImport(importlib.abc.MetaPathFinder):

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from services.matcher import rounds
-from services.matcher.rounds import serve_events
+from services.matcher import regions
+from services.matcher.regions import serve_events
 from services.matcher.tasks import match_event
 from shared import outbox, worker
 from shared.config import Settings
@@ -70,7 +70,7 @@ def test_events_a_round_did_not_see_are_recorded_and_forwarded_too(
     # UNFINISHED_AT_ONCE of a backlog; here the round sees none)
     stack.post_referral(stack.key(Role.outreach))
     received = event_id(stack, "referral.received")
-    monkeypatch.setattr(rounds, "unfinished_triggers", lambda session, region: [])
+    monkeypatch.setattr(regions, "unfinished_triggers", lambda session, region: [])
     # when its task takes it
     with stack.session() as session:
         serve_events(session, "north", [received], now=utcnow(), ttl_hours=72)

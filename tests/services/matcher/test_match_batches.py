@@ -1,12 +1,13 @@
 """The matcher's task takes the events published together: one round per region, in one
-transaction with the events' record for the matcher (services/matcher/rounds.py serve_batch,
+transaction with the events' record for the matcher (services/matcher/regions.py serve_batch,
 serve_events)."""
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from services.matcher.rounds import StaleRound, request_round, serve_batch, serve_events
+from services.matcher.regions import request_round, serve_batch, serve_events
+from services.matcher.rounds import StaleRound
 from services.matcher.tasks import behind_regions, planned
 from shared import worker
 from shared.consumption import record_consumptions

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from oracle import check_invariants
 from services.keys import create_key
-from services.matcher.rounds import StaleRound, request_round, serve_request
+from services.matcher.regions import request_round, serve_request
+from services.matcher.rounds import StaleRound
 from shared.domain import offers as offer_rules
 from shared.domain.vocabulary import OrganizationKind, Role
 from shared.models import Offer, Organization, Referral, Unit, new_id, utcnow

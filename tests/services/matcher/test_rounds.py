@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from services.matcher.rounds import request_round, serve_request
+from services.matcher.regions import request_round, serve_request
 from shared.domain.vocabulary import Role
 from shared.models import MatchRound, Offer, OutboxEvent, RegionMatching, utcnow
 from support import Stack
