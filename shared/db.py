@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -65,6 +66,17 @@ def _prepare_sqlite(sync_engine: Engine, url: URL) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _prepare_postgres(sync_engine: Engine) -> None:
+    """Lists (the arrays of ids and columns bulk statements take) go in binary: psycopg's text
+    array dumper costs about a microsecond per element in Python, five times the binary one,
+    and claims and records pass every delivery's id several times."""
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+        driver.adapters.register_dumper(list, ListBinaryDumper)
+
+
 # Every sync engine of this process. A forked child (a Celery pool process, started again after
 # one dies) must never use a connection its parent holds: two processes on one socket corrupt
 # each other's transactions ("connection in transaction status INTRANS").
@@ -89,6 +101,7 @@ def make_engine(url: str, **options: Any) -> Engine:
     else:
         options.setdefault("pool_pre_ping", True)
         engine = create_engine(target, **options)
+        _prepare_postgres(engine)
     _engines.add(engine)
     return engine
 
@@ -108,7 +121,9 @@ def make_async_engine(url: str, **options: Any) -> AsyncEngine:
     # (docker-compose.yml: max_connections).
     options.setdefault("pool_size", 32)
     options.setdefault("max_overflow", 8)
-    return create_async_engine(target, **options)
+    engine = create_async_engine(target, **options)
+    _prepare_postgres(engine.sync_engine)
+    return engine
 
 
 def is_postgres(engine: Engine | AsyncEngine | Connection) -> bool:

@@ -22,6 +22,7 @@ from shared.config import get_settings
 # As many as a process sends one endpoint at once, so no request waits for a connection.
 CONNECTIONS_PER_ENDPOINT = SENDING_PER_ENDPOINT
 MOST_CLIENTS = 256  # beyond this, the oldest clients are closed
+MOST_TARGETS = 16  # parsed URLs a client keeps
 
 _lock = threading.Lock()
 _clients: OrderedDict[tuple[str, str], WebhookClient] = OrderedDict()
@@ -41,13 +42,22 @@ class WebhookClient(httpx.Client):
         )
         self.webhook_transport = transport
         self.webhook_timeouts = timeouts.as_dict()
+        self._targets: dict[str, httpx.URL] = {}  # parsed once: an endpoint has one URL
+
+    def _target(self, url: str) -> httpx.URL:
+        target = self._targets.get(url)
+        if target is None:
+            if len(self._targets) >= MOST_TARGETS:  # (a URL edited again and again)
+                self._targets.clear()
+            target = self._targets[url] = httpx.URL(url)
+        return target
 
     def post_webhook(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """POST once; the caller reads and closes the answer. Redirects are answers, never
         followed (a transport does not follow them)."""
         if self.is_closed:  # (as Client.send: a client evicted meanwhile opens nothing new)
             raise RuntimeError("this webhook client has been closed")
-        target = httpx.URL(url)
+        target = self._target(url)
         if target.username or target.password:
             basic = base64.b64encode(f"{target.username}:{target.password}".encode()).decode()
             headers = {**headers, "authorization": f"Basic {basic}"}

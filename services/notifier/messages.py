@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, Table, select
+from sqlalchemy import ColumnElement, Select, Table, select, true
 from sqlalchemy.orm import Session
 
 from services.notifier.bulk import among, distinct
@@ -88,26 +88,35 @@ Layout = tuple[tuple[Any, int, int], ...]  # each model's columns: (model, first
 @cache
 def _events_with_rows(postgres: bool) -> tuple[Select[Any], Layout]:
     """Events by id, each beside the rows its payload names and their owners: what composing
-    a batch reads, in one statement (built once)."""
+    a batch reads, in one statement (built once). On PostgreSQL each named row is a lateral
+    lookup by primary key, so a batch costs index probes however the tables are sized (joined
+    plainly, the planner may hash whole tables of people to find a page of them)."""
     events = cast(Table, OutboxEvent.__table__)
     columns: list[Any] = [events.c[name] for name in EventRow._fields]
     layout: list[tuple[Any, int, int]] = []
     source: Any = events
-    joined: dict[Any, Any] = {}
 
-    def add(model: Any, table: Any) -> None:
+    def add(model: Any, key: ColumnElement[Any], name: str) -> Any:
+        nonlocal source
+        table = model.__table__
+        if postgres:
+            named = select(*(table.c[column] for column in COLUMNS[model]))
+            # (LIMIT keeps the planner from flattening the lookup back into a plain join)
+            found = named.where(table.c.id == key).limit(1).lateral(name)
+            source = source.outerjoin(found, true())
+        else:
+            found = table.alias(name)
+            source = source.outerjoin(found, found.c.id == key)
         layout.append((model, len(columns), len(columns) + len(COLUMNS[model])))
-        columns.extend(table.c[name] for name in COLUMNS[model])
+        columns.extend(found.c[column] for column in COLUMNS[model])
+        return found
 
-    for key, model in REFERENCES.items():
-        table = model.__table__.alias(key)
-        source = source.outerjoin(table, table.c.id == events.c.payload[key].as_string())
-        joined[model] = table
-        add(model, table)
+    joined = {
+        model: add(model, events.c.payload[key].as_string(), key)
+        for key, model in REFERENCES.items()
+    }
     for model in (Referral, Unit):
-        owner = cast(Table, Organization.__table__).alias(f"{model.__tablename__}_owner")
-        source = source.outerjoin(owner, owner.c.id == joined[model].c.organization_id)
-        add(Organization, owner)
+        add(Organization, joined[model].c.organization_id, f"{model.__tablename__}_owner")
     query = select(*columns).select_from(source).where(among(events.c.id, "ids", postgres=postgres))
     return query, tuple(layout)
 
