@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
 import random
 import time
 from dataclasses import dataclass
@@ -12,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import httpx
 import orjson
-from standardwebhooks import Webhook
 
 from services.notifier.guard import DestinationRefused, deadline
 
@@ -29,6 +30,7 @@ JITTER = 0.1  # each delay is stretched or shrunk by up to 10%, so retries do no
 LONGEST_RETRY_AFTER = RETRY_DELAYS[-1]
 BODY_KEPT = 200  # characters of a failing receiver's answer kept in the attempt's error
 BODY_READ_LIMIT = 64 * 1024  # never read more of an answer than this
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the scheme's marker, not a secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +57,24 @@ class Outcome:
 
 
 @lru_cache(maxsize=1024)
-def _signer(secret: str) -> Webhook:
-    return Webhook(secret)
+def _keyed(secret: str) -> hmac.HMAC:
+    """HMAC-SHA256 keyed with a `whsec_` secret (its base64 part, decoded), copied for each
+    message: keying costs four times the hashing of a whole body."""
+    return hmac.new(base64.b64decode(secret.removeprefix(SECRET_PREFIX)), digestmod="sha256")
+
+
+def _signature(secret: str, signed: bytes) -> str:
+    keyed = _keyed(secret).copy()
+    keyed.update(signed)
+    return "v1," + base64.b64encode(keyed.digest()).decode()
 
 
 def sign(*, secrets: list[str], msg_id: str, timestamp: datetime, body: bytes) -> str:
-    """The webhook-signature header: one `v1,` signature per active secret, space-separated."""
-    text = body.decode()
-    return " ".join(_signer(secret).sign(msg_id, timestamp, text) for secret in secrets)
+    """The webhook-signature header: one `v1,` signature per active secret, space-separated:
+    base64 HMAC-SHA256 of `id.timestamp.body` (Standard Webhooks; the tests verify it with the
+    official package, whose signer costs several times more per message)."""
+    signed = b"%s.%d.%s" % (msg_id.encode(), int(timestamp.timestamp()), body)
+    return " ".join(_signature(secret, signed) for secret in secrets)
 
 
 def body_of(*, event_type: str, occurred_at: datetime, data: object) -> bytes:
