@@ -8,7 +8,8 @@ the same bodies with the same concurrency and nothing else. Goal: at least 0.8x 
 
 Two shapes are measured: the notifier as deployed (`housingfirst worker` runs 2 processes by
 default, each sending up to 32 requests at once) and a single worker process; each beside as
-many raw client processes, each with the workers' client layout and 32 requests at once. Rates
+many raw client processes, each with the workers' client layout and 32 requests at once, and
+each process on a core of its own as the notifier's are (services/notifier/affinity.py). Rates
 count from the first delivery (process start-up excluded, as the raw clients' connections are
 warmed before they are timed).
 """
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bench.common import median, postgres, server_cpu_seconds, spread, table
 from bench.receiver import Answer
 from services.notifier import delivery as webhook
+from services.notifier.affinity import pin_to_one_core
 from services.notifier.ledger import SENDING_PER_ENDPOINT
 from services.notifier.messages import Rows, compose
 from services.notifier.sender import Sender
@@ -151,12 +153,16 @@ def bodies(session: Session) -> list[bytes]:
     ]
 
 
-def raw_loop(url: str, payloads: list[bytes], turns: Any, ready: Any, results: Any) -> None:
+def raw_loop(
+    url: str, payloads: list[bytes], turns: Any, ready: Any, results: Any, index: int
+) -> None:
     """One raw client process: plain httpx (no signing, no database), laid out as a worker's
     clients are: per endpoint, one client sending SENDING_PER_ENDPOINT requests at once (a
     single client with all 32 is slower: its pool is the bottleneck, encode/httpx#3215). On
     each turn it warms its connections, waits for the other raw processes, posts every
-    payload, and reports when it started and finished and its CPU seconds."""
+    payload, and reports when it started and finished and its CPU seconds. Pinned to a core
+    as the worker process of the same index is."""
+    pin_to_one_core(index)
     limits = httpx.Limits(
         max_connections=SENDING_PER_ENDPOINT, max_keepalive_connections=SENDING_PER_ENDPOINT
     )
@@ -199,9 +205,9 @@ class RawClients:
         self.ready = context.Barrier(processes)
         self.processes = [
             context.Process(
-                target=raw_loop, args=(url, payloads, self.turns, self.ready, self.results)
+                target=raw_loop, args=(url, payloads, self.turns, self.ready, self.results, index)
             )
-            for _ in range(processes)
+            for index in range(processes)
         ]
         for process in self.processes:
             process.start()
@@ -223,10 +229,12 @@ class RawClients:
             process.join(timeout=60)
 
 
-def send_loop(database_url: str, go: Any, done: Any, cpu: Any) -> None:
+def send_loop(database_url: str, go: Any, done: Any, cpu: Any, index: int) -> None:
     """One worker process: while `go` is set, the sweep's hand-outs (beat's, every 5 s in
     production; every second here) are sent by this process's sender; after each run, its CPU
-    seconds. Kept across runs, so its caches and connections are warm, as a worker's are."""
+    seconds. Kept across runs, so its caches and connections are warm, as a worker's are; on
+    its own core, as the notifier's pool process of the same index (sender.get_sender)."""
+    pin_to_one_core(index)
     engine = make_engine(database_url, pool_pre_ping=False)
     sender = Sender(sessionmaker(engine, expire_on_commit=False))
     while not done.is_set():
@@ -255,8 +263,10 @@ class Workers:
         context = multiprocessing.get_context("spawn")
         self.go, self.done, self.cpu = context.Event(), context.Event(), context.Queue()
         self.processes = [
-            context.Process(target=send_loop, args=(database_url, self.go, self.done, self.cpu))
-            for _ in range(processes)
+            context.Process(
+                target=send_loop, args=(database_url, self.go, self.done, self.cpu, index)
+            )
+            for index in range(processes)
         ]
         for process in self.processes:
             process.start()

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     allow_loopback_webhook_targets: bool = False
     # Whole-request limit for one webhook attempt (Standard Webhooks: 15 s); tests shorten it.
     webhook_timeout_seconds: float = Field(default=15, gt=0, le=60)
+    # Each process of a notifier worker keeps its sending threads on one core of its own
+    # (services/notifier/affinity.py); off where several notifier workers share a machine.
+    pin_sender_processes: bool = True
     log_level: str = "INFO"
     # Requests per minute per API key (a burst of this many is allowed at once).
     rate_limit_per_minute: int = Field(default=1200, ge=1)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.notifier import clients, ledger
 from services.notifier import delivery as webhook
+from services.notifier.affinity import pin_to_one_core, pool_index
 from services.notifier.outcomes import Result, record
 from shared.config import get_settings
 from shared.db import make_engine, unit_of_work
@@ -323,6 +324,10 @@ def get_sender() -> Sender:
     global _sender
     with _sender_lock:
         if _sender is None:
+            index = pool_index()
+            if index is not None and get_settings().pin_sender_processes:
+                core = pin_to_one_core(index)  # (before the sender starts its threads)
+                log.info("sending process pinned", extra={"core": core, "pool_index": index})
             # Its own engine, without a ping before each transaction: a connection that died is
             # replaced when its statement fails, and the transaction is tried again.
             engine = make_engine(get_settings().database_url, pool_pre_ping=False)

@@ -44,6 +44,25 @@ def kill_tree(group: Processes, name: str) -> None:
     process.wait(timeout=10)
 
 
+def assert_sending_processes_pinned(group: Processes, name: str) -> None:
+    """The pool processes that are sending each keep to one core, none the same one
+    (services/notifier/affinity.py); a process that has not sent yet may run anywhere."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return  # nothing to pin to
+    main = group.started[name].pid
+    pinned = []
+    for pid in descendants(main):
+        with contextlib.suppress(ProcessLookupError):
+            allowed = os.sched_getaffinity(pid)
+            if pid != main and len(allowed) == 1:
+                pinned.append(allowed)
+            else:
+                assert allowed == set(cores)
+    assert pinned, "no sending process is pinned"
+    assert len({core for allowed in pinned for core in allowed}) == len(pinned)
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -142,6 +161,7 @@ def test_sigkill_mid_batch_every_delivery_ends_delivered_once(
             group.start("notifier", [*NOTIFIER, "--name", "n1@%h"])
             wait_until(lambda: count() == 2 * PEOPLE, 90, "every event fanned out")
             wait_until(lambda: len(receiver.requests) > ANSWERED_BEFORE_KILL, 30, "a batch held")
+            assert_sending_processes_pinned(group, "notifier")
             kill_tree(group, "notifier")
             delivered_at_kill = count(Delivery.status == "delivered")
             assert delivered_at_kill <= ANSWERED_BEFORE_KILL < 2 * PEOPLE

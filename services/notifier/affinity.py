@@ -1,0 +1,44 @@
+"""One core per sending process. A process sending webhooks runs dozens of threads that take
+turns on the GIL as their sockets answer; spread over several cores, each turn wakes a thread on
+another core to find the GIL still held, and the hand-offs cost more CPU than the requests (on
+2 cores, one process sent 1.8x as many webhooks a second, for half the CPU each, once its
+threads shared one core: bench/deliveries.py). The n-th pool process takes the n-th core it
+may use, so a worker's processes do not share one. Several notifier workers on one machine
+would pin their processes alike: turn it off there (HOUSINGFIRST_PIN_SENDER_PROCESSES=false).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def pool_index() -> int | None:
+    """This process's place in its Celery pool (0, 1, ...), or None outside one."""
+    from billiard.process import current_process
+
+    index = getattr(current_process(), "index", None)
+    return index if isinstance(index, int) else None
+
+
+def pin_to_one_core(index: int) -> int | None:
+    """Keep this process, every thread it has and every thread it starts, on the index-th
+    core it may use; the core, or None where there is nothing to gain (one core) or no way
+    to (not Linux)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return None
+    core = allowed[index % len(allowed)]
+    threads = Path("/proc/self/task")
+    for thread in threads.iterdir() if threads.is_dir() else ():
+        try:
+            os.sched_setaffinity(int(thread.name), {core})
+        except (OSError, ValueError):  # (a thread that ended meanwhile)
+            continue
+    os.sched_setaffinity(0, {core})  # (the calling thread, whatever /proc showed)
+    return core
