@@ -69,7 +69,8 @@ def _prepare_sqlite(sync_engine: Engine, url: URL) -> None:
 def _prepare_postgres(sync_engine: Engine) -> None:
     """Lists (the arrays of ids and columns bulk statements take) go in binary: psycopg's text
     array dumper costs about a microsecond per element in Python, five times the binary one,
-    and claims and records pass every delivery's id several times."""
+    and claims and records pass every delivery's id several times. A list of strings goes as
+    text[]: a statement taking one casts it (typed ARRAY bind parameters render the cast)."""
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -60,7 +60,11 @@ class Outcome:
 def _keyed(secret: str) -> hmac.HMAC:
     """HMAC-SHA256 keyed with a `whsec_` secret (its base64 part, decoded), copied for each
     message: keying costs four times the hashing of a whole body."""
-    return hmac.new(base64.b64decode(secret.removeprefix(SECRET_PREFIX)), digestmod="sha256")
+    # (padding added as the official package adds it, for unpadded base64; extra is ignored)
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX) + "==")
+    if not key:
+        raise ValueError("a webhook secret may not be empty")
+    return hmac.new(key, digestmod="sha256")
 
 
 def _signature(secret: str, signed: bytes) -> str:

@@ -326,13 +326,22 @@ def get_sender() -> Sender:
         if _sender is None:
             index = pool_index()
             if index is not None and get_settings().pin_sender_processes:
-                core = pin_to_one_core(index)  # (before the sender starts its threads)
-                log.info("sending process pinned", extra={"core": core, "pool_index": index})
+                _pin(index)  # (before the sender starts its threads, which inherit the core)
             # Its own engine, without a ping before each transaction: a connection that died is
             # replaced when its statement fails, and the transaction is tried again.
             engine = make_engine(get_settings().database_url, pool_pre_ping=False)
             _sender = Sender(sessionmaker(engine, expire_on_commit=False))
         return _sender
+
+
+def _pin(index: int) -> None:
+    try:
+        core = pin_to_one_core(index)
+    except OSError:  # (a sandbox refusing it, a cpuset changed meanwhile): send unpinned
+        log.warning("could not pin the sending process to a core", exc_info=True)
+        return
+    if core is not None:
+        log.info("sending process pinned", extra={"core": core, "pool_index": index})
 
 
 def current_sender() -> Sender | None:

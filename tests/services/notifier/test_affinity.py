@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 from billiard import Pool
 
-from services.notifier.affinity import pin_to_one_core, pool_index
+from services.notifier import sender
+from services.notifier.affinity import cpu_quota_set, pin_to_one_core, pool_index
 
 CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-needs_two_cores = pytest.mark.skipif(len(CORES) < 2, reason="pinning needs two cores or more")
+needs_two_cores = pytest.mark.skipif(
+    len(CORES) < 2 or cpu_quota_set(), reason="pinning needs two cores or more, and no CPU quota"
+)
 
 
 def pin_and_report(index: int, results: Any) -> None:
@@ -35,18 +38,44 @@ def pin_and_report(index: int, results: Any) -> None:
     results.put((core, seen))
 
 
-@needs_two_cores
-@pytest.mark.parametrize("index", [0, 1, len(CORES)])
-def test_a_process_and_all_its_threads_keep_to_the_index_th_core(index: int) -> None:
+def pinned_in_a_child(index: int) -> tuple[int | None, dict[str, set[int]]]:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     child = context.Process(target=pin_and_report, args=(index, results))
     child.start()
     core, seen = results.get(timeout=60)
     child.join(timeout=60)
+    return core, seen
 
-    assert core == CORES[index % len(CORES)]
+
+@needs_two_cores
+@pytest.mark.parametrize("index", [0, 1])
+def test_a_process_and_all_its_threads_keep_to_the_index_th_core(index: int) -> None:
+    core, seen = pinned_in_a_child(index)
+
+    assert core == CORES[index]
     assert seen == {"before": {core}, "caller": {core}, "after": {core}}
+
+
+@needs_two_cores
+def test_processes_past_the_number_of_cores_are_left_to_the_scheduler() -> None:
+    core, seen = pinned_in_a_child(len(CORES))
+
+    assert core is None
+    assert seen == {"before": set(CORES), "caller": set(CORES), "after": set(CORES)}
+
+
+def test_a_refused_pinning_leaves_the_process_sending_unpinned(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refused(index: int) -> int | None:
+        raise PermissionError("sched_setaffinity: operation not permitted")
+
+    monkeypatch.setattr(sender, "pin_to_one_core", refused)
+
+    sender._pin(0)  # no exception: the sender is made and sends unpinned
+
+    assert "could not pin" in caplog.text
 
 
 def index_and_pid(_: int) -> tuple[int | None, int]:

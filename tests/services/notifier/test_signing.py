@@ -40,3 +40,15 @@ def test_a_built_message_verifies_with_either_secret_and_not_with_another() -> N
         assert Webhook(secret).verify(body, message.headers)["type"] == "offer.created"
     with pytest.raises(Exception, match=r"[Ss]ignature"):
         Webhook(new_secret()).verify(body, message.headers)
+
+
+def test_unpadded_secrets_sign_as_the_official_package_does_and_empty_ones_are_refused() -> None:
+    unpadded = new_secret().rstrip("=")
+    signed_at = datetime(2026, 12, 7, 11, 30, 5, tzinfo=UTC)
+    body = b'{"type":"offer.created"}'
+
+    header = sign(secrets=[unpadded], msg_id="msg_03", timestamp=signed_at, body=body)
+
+    assert header == Webhook(unpadded).sign("msg_03", signed_at, body.decode())
+    with pytest.raises(ValueError, match="empty"):
+        sign(secrets=["whsec_"], msg_id="msg_03", timestamp=signed_at, body=body)
