@@ -330,6 +330,33 @@ def pipeline_rate(engine: Engine, workers: Workers) -> tuple[float, float, float
     return rate, seconds / DELIVERIES * 1000, database
 
 
+def compared(
+    measure: str,
+    figures: tuple[dict[int, list[float]], dict[int, list[float]]],
+    shown: tuple[str, str],
+    setup: str,
+    goal: str,
+) -> list[tuple[str, ...]]:
+    """A row per shape: our median and range beside the raw clients' (figures: ours, raw;
+    shown: the number's format, the baseline's unit), and the ratio; `{requests}` in the
+    setup is the shape's requests at once."""
+    ours, baseline = figures
+    figure, unit = shown
+    return [
+        (
+            f"{measure} {SHAPE_NAMES[processes]}",
+            figure.format(median(ours[processes])),
+            spread(ours[processes]),
+            f"raw httpx {figure.format(median(baseline[processes]))}{unit}"
+            f" ({spread(baseline[processes])})",
+            f"{median(ours[processes]) / median(baseline[processes]):.2f}x",
+            setup.format(requests=CONCURRENCY * processes),
+            goal,
+        )
+        for processes in SHAPES
+    ]
+
+
 def main() -> list[tuple[str, ...]]:
     os.environ["HOUSINGFIRST_ALLOW_LOOPBACK_WEBHOOK_TARGETS"] = "true"  # the receiver is local
     from shared.config import get_settings
@@ -399,43 +426,23 @@ def main() -> list[tuple[str, ...]]:
     finally:
         receiver.kill()
         receiver.join()
-    rows: list[tuple[str, ...]] = [
-        (
-            f"deliveries/s, {DELIVERIES:,} support.assigned, signed, leased, recorded:"
-            f" {SHAPE_NAMES[processes]}",
-            f"{median(ours[processes]):,.0f}",
-            spread(ours[processes]),
-            f"raw httpx {median(raw[processes]):,.0f}/s ({spread(raw[processes])})",
-            f"{median(ours[processes]) / median(raw[processes]):.2f}x",
-            f"{CONCURRENCY * processes} requests at once, {TEAMS} endpoints",
-            ">= 0.8x",
-        )
-        for processes in SHAPES
-    ]
-    rows += [
-        (
-            f"the same, beside raw httpx run plainly (not pinned): {SHAPE_NAMES[processes]}",
-            f"{median(ours[processes]):,.0f}",
-            spread(ours[processes]),
-            f"raw httpx {median(plain[processes]):,.0f}/s ({spread(plain[processes])})",
-            f"{median(ours[processes]) / median(plain[processes]):.2f}x",
-            "for context: the goal is judged against the pinned raw clients above",
-            "-",
-        )
-        for processes in SHAPES
-    ]
-    rows += [
-        (
-            f"CPU per delivery (ms), {SHAPE_NAMES[processes]}",
-            f"{median(cpu_ours[processes]):.2f}",
-            spread(cpu_ours[processes]),
-            f"raw httpx {median(cpu_raw[processes]):.2f} ({spread(cpu_raw[processes])})",
-            f"{median(cpu_ours[processes]) / median(cpu_raw[processes]):.2f}x",
-            "signing, leases, attempt rows",
-            "-",
-        )
-        for processes in SHAPES
-    ]
+
+    per_second, milliseconds = ("{:,.0f}", "/s"), ("{:.2f}", "")
+    context = "for context: the goal is judged against the pinned raw clients above"
+    rows = [
+        *compared(
+            f"deliveries/s, {DELIVERIES:,} support.assigned, signed, leased, recorded:",
+            (ours, raw), per_second, f"{{requests}} requests at once, {TEAMS} endpoints", ">= 0.8x",
+        ),
+        *compared(
+            "the same, beside raw httpx run plainly (not pinned):",
+            (ours, plain), per_second, context, "-",
+        ),
+        *compared(
+            "CPU per delivery (ms),",
+            (cpu_ours, cpu_raw), milliseconds, "signing, leases, attempt rows", "-",
+        ),
+    ]  # fmt: skip
     rows += [
         (
             f"PostgreSQL CPU per delivery (ms), {SHAPE_NAMES[processes]}",
