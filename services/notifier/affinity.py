@@ -12,11 +12,8 @@ process sends unpinned.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 
 def pool_index() -> int | None:
@@ -47,11 +44,10 @@ def pin_to_one_core(index: int) -> int | None:
     if len(allowed) < 2 or not 0 <= index < len(allowed):
         return None
     core = allowed[index]
-    threads = Path("/proc/self/task")
-    for thread in threads.iterdir() if threads.is_dir() else ():
+    threads = Path("/proc/self/task")  # (every thread of the process, the calling one too)
+    for thread in threads.iterdir() if threads.is_dir() else [Path("0")]:
         try:
             os.sched_setaffinity(int(thread.name), {core})
         except ProcessLookupError:  # (a thread that ended meanwhile)
             continue
-    os.sched_setaffinity(0, {core})  # (the calling thread, whatever /proc showed)
     return core

@@ -324,12 +324,13 @@ def get_sender() -> Sender:
     global _sender
     with _sender_lock:
         if _sender is None:
+            settings = get_settings()
             index = pool_index()
-            if index is not None and get_settings().pin_sender_processes:
+            if index is not None and settings.pin_sender_processes:
                 _pin(index)  # (before the sender starts its threads, which inherit the core)
             # Its own engine, without a ping before each transaction: a connection that died is
             # replaced when its statement fails, and the transaction is tried again.
-            engine = make_engine(get_settings().database_url, pool_pre_ping=False)
+            engine = make_engine(settings.database_url, pool_pre_ping=False)
             _sender = Sender(sessionmaker(engine, expire_on_commit=False))
         return _sender
 
