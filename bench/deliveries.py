@@ -1,10 +1,12 @@
 """Webhook deliveries per second to a local receiver, on PostgreSQL.
 
 The measured path is the workers' own: a backlog of support.assigned deliveries (8 support
-teams, one endpoint each, all served by one receiver process) is handed out by the sweep and
-sent by the worker processes' senders: lease, compose from the rows, sign (Standard Webhooks),
-POST, record the attempt and the outcome. Beside it, in the same run, raw httpx clients post
-the same bodies with the same concurrency and nothing else. Goal: at least 0.8x the raw rate.
+teams, one endpoint each, all served by one receiver process) is handed out by the sweep (one
+sweep, as beat is one, its chunks handed to the worker processes in turn, as the broker hands
+deliver tasks to the notifier's pool processes) and sent by the worker processes' senders:
+lease, compose from the rows, sign (Standard Webhooks), POST, record the attempt and the
+outcome. Beside it, in the same run, raw httpx clients post the same bodies, each once, with
+the same concurrency and nothing else. Goal: at least 0.8x the raw rate.
 
 Two shapes are measured: the notifier as deployed (`housingfirst worker` runs 2 processes by
 default, each sending up to 32 requests at once) and a single worker process; each beside as
@@ -20,6 +22,7 @@ import asyncio
 import base64
 import multiprocessing
 import os
+import queue
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -56,7 +59,7 @@ from shared.models import (
     utcnow,
 )
 
-DELIVERIES = 3000
+DELIVERIES = 6000
 TEAMS = 8
 RUNS = 3
 CONCURRENCY = TEAMS * SENDING_PER_ENDPOINT  # requests at once per process, for both contenders
@@ -154,16 +157,24 @@ def bodies(session: Session) -> list[bytes]:
 
 
 def raw_loop(
-    url: str, payloads: list[bytes], turns: Any, ready: Any, results: Any, index: int | None
+    url: str,
+    payloads: list[bytes],
+    turns: Any,
+    ready: Any,
+    results: Any,
+    share: tuple[int, int],
+    core: int | None,
 ) -> None:
     """One raw client process: plain httpx (no signing, no database), laid out as a worker's
     clients are: per endpoint, one client sending SENDING_PER_ENDPOINT requests at once (a
     single client with all 32 is slower: its pool is the bottleneck, encode/httpx#3215). On
-    each turn it warms its connections, waits for the other raw processes, posts every
-    payload, and reports when it started and finished and its CPU seconds. With an index,
-    pinned to a core as the worker process of the same index is; without, run plainly."""
-    if index is not None:
-        pin_to_one_core(index)
+    each turn it warms its connections, waits for the other raw processes, posts its share of
+    the payloads (`share`: this process's number, of how many; every payload is posted once
+    in all, as every delivery is made once), and reports when it started and finished and its
+    CPU seconds. With a `core`, pinned to it as the worker process of the same index is;
+    without, run plainly."""
+    if core is not None:
+        pin_to_one_core(core)
     limits = httpx.Limits(
         max_connections=SENDING_PER_ENDPOINT, max_keepalive_connections=SENDING_PER_ENDPOINT
     )
@@ -188,7 +199,8 @@ def raw_loop(
         run(range(CONCURRENCY))  # warm the connections
         ready.wait()
         started, cpu = time.monotonic(), time.process_time()  # (one clock for all processes)
-        run(range(len(payloads)))
+        number, processes = share  # (each body is posted once, by one of the processes)
+        run(range(number, len(payloads), processes))
         results.put((started, time.monotonic(), time.process_time() - cpu))
     for pool in pools:
         pool.shutdown()
@@ -216,6 +228,7 @@ class RawClients:
                     self.turns,
                     self.ready,
                     self.results,
+                    (index, processes),
                     index if pinned else None,
                 ),
             )
@@ -230,7 +243,7 @@ class RawClients:
         for _ in self.processes:
             self.turns.put(True)
         reports = [self.results.get(timeout=300) for _ in self.processes]
-        posts = self.posts * len(self.processes)
+        posts = self.posts
         elapsed = max(end for _, end, _ in reports) - min(start for start, _, _ in reports)
         return posts / elapsed, sum(cpu for _, _, cpu in reports) / posts * 1000
 
@@ -241,47 +254,66 @@ class RawClients:
             process.join(timeout=60)
 
 
-def send_loop(database_url: str, go: Any, done: Any, cpu: Any, index: int) -> None:
-    """One worker process: while `go` is set, the sweep's hand-outs (beat's, every 5 s in
-    production; every second here) are sent by this process's sender; after each run, its CPU
-    seconds. Kept across runs, so its caches and connections are warm, as a worker's are; on
-    its own core, as the notifier's pool process of the same index (sender.get_sender)."""
+def send_loop(database_url: str, tasks: Any, done: Any, cpu: Any, index: int) -> None:
+    """One worker process: runs the deliver tasks the sweep hands it (as a notifier pool process
+    runs the broker's), each sent by this process's sender; at the end of each run (a None
+    task), its CPU seconds. Kept across runs, so its caches and connections are warm, as a
+    worker's are; on its own core, as the notifier's pool process of the same index is
+    (sender.get_sender)."""
     pin_to_one_core(index)
     engine = make_engine(database_url, pool_pre_ping=False)
     sender = Sender(sessionmaker(engine, expire_on_commit=False))
+    started = time.process_time()
     while not done.is_set():
-        if not go.wait(0.1):
+        try:
+            task = tasks.get(timeout=0.1)
+        except queue.Empty:
             continue
-        started, last_sweep = time.process_time(), 0.0
-        while go.is_set():
-            if time.perf_counter() - last_sweep > 1.0:
-                last_sweep = time.perf_counter()
-                with Session(engine) as session:
-                    stamp, due = dispatch_due(session, now=utcnow())
-                    session.commit()
-                for start in range(0, len(due), DISPATCH_CHUNK):
-                    sender.deliver(due[start : start + DISPATCH_CHUNK], stamp=stamp)
-            time.sleep(0.02)
-        sender.drain(timeout=30)
-        cpu.put(time.process_time() - started)
+        if task is None:
+            sender.drain(timeout=30)
+            cpu.put(time.process_time() - started)
+            started = time.process_time()
+            continue
+        chunk, stamp = task
+        sender.deliver(chunk, stamp=stamp)
     sender.close(timeout=30)
     engine.dispose()
 
 
 class Workers:
-    """Worker processes, started once and run for each measurement."""
+    """Worker processes, started once and run for each measurement. The sweep (beat's, every
+    5 s in production; every second here) hands its chunks to them in turn, as the broker
+    hands deliver tasks to the notifier's pool processes."""
 
     def __init__(self, database_url: str, processes: int) -> None:
         context = multiprocessing.get_context("spawn")
-        self.go, self.done, self.cpu = context.Event(), context.Event(), context.Queue()
+        self.done, self.cpu = context.Event(), context.Queue()
+        self.tasks = [context.Queue() for _ in range(processes)]
         self.processes = [
             context.Process(
-                target=send_loop, args=(database_url, self.go, self.done, self.cpu, index)
+                target=send_loop, args=(database_url, tasks, self.done, self.cpu, index)
             )
-            for index in range(processes)
+            for index, tasks in enumerate(self.tasks)
         ]
         for process in self.processes:
             process.start()
+        self.turn = 0
+
+    def sweep(self, engine: Engine) -> None:
+        """What the sweep task does: hand out the due deliveries, a chunk per deliver task."""
+        with Session(engine) as session:
+            stamp, due = dispatch_due(session, now=utcnow())
+            session.commit()
+        for start in range(0, len(due), DISPATCH_CHUNK):
+            chunk = due[start : start + DISPATCH_CHUNK]
+            self.tasks[self.turn % len(self.tasks)].put((chunk, stamp))
+            self.turn += 1
+
+    def finish(self) -> float:
+        """End a run: each process finishes what it holds; their CPU seconds in all."""
+        for tasks in self.tasks:
+            tasks.put(None)
+        return float(sum(self.cpu.get(timeout=60) for _ in self.processes))
 
     def stop(self) -> None:
         self.done.set()
@@ -303,13 +335,17 @@ def pipeline_rate(engine: Engine, workers: Workers) -> tuple[float, float, float
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE deliveries, delivery_attempts"))
         database_before = server_cpu_seconds(connection)
-    workers.go.set()
+    workers.sweep(engine)
+    last_sweep = time.perf_counter()
     delivered = select(Delivery.id).where(Delivery.status == "delivered").limit(1)
     still_open = select(Delivery.id).where(Delivery.status.in_(OPEN_STATUSES)).limit(1)
     count_delivered = select(func.count()).where(Delivery.status == "delivered")
     first, started = 0, 0.0
     while True:
         time.sleep(0.02)
+        if time.perf_counter() - last_sweep > 1.0:
+            workers.sweep(engine)
+            last_sweep = time.perf_counter()
         with Session(engine) as session:
             if not started and session.scalar(delivered) is not None:
                 started = time.perf_counter()
@@ -318,12 +354,11 @@ def pipeline_rate(engine: Engine, workers: Workers) -> tuple[float, float, float
                 finished = time.perf_counter()
                 done = session.scalar(count_delivered) or 0
                 break
-    workers.go.clear()
     with engine.connect() as connection:
         database_after = server_cpu_seconds(connection)
     assert done == DELIVERIES, f"{DELIVERIES - done} deliveries were not delivered"
     rate = (DELIVERIES - first) / (finished - started)
-    seconds = sum(workers.cpu.get(timeout=60) for _ in workers.processes)
+    seconds = workers.finish()
     database = None
     if database_before is not None and database_after is not None:
         database = (database_after - database_before) / DELIVERIES * 1000

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    exists,
     func,
     insert,
     select,
@@ -39,22 +40,34 @@ def distinct(ids: Iterable[str]) -> list[str]:
 
 
 @cache
-def _insert(table: Table, names: tuple[str, ...], postgres: bool) -> Executable:
+def _insert(
+    table: Table, names: tuple[str, ...], postgres: bool, parent: str | None = None
+) -> Executable:
     if not postgres:
         return insert(table)
     arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in names]
     source = func.unnest(*arrays).table_valued(*names).render_derived(name="new")
-    return insert(table).from_select(list(names), select(*source.c))
+    rows = select(*source.c)
+    if parent is not None:  # (only rows whose parent row exists)
+        [key] = table.c[parent].foreign_keys
+        rows = rows.where(exists().where(key.column == source.c[parent]))
+    return insert(table).from_select(list(names), rows)
 
 
-def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def insert_many(
+    session: Session, table: Table, rows: list[dict[str, Any]], *, parent: str | None = None
+) -> None:
     """Insert rows (all with the same keys). On PostgreSQL it is one statement over one array
-    per column (`INSERT ... SELECT FROM unnest(...)`), not one round of the protocol per row."""
+    per column (`INSERT ... SELECT FROM unnest(...)`), not one round of the protocol per row;
+    with `parent` (a foreign key column, PostgreSQL only), rows whose parent row is gone are
+    left out."""
     if not rows:
         return
     names = tuple(rows[0])
     postgres = is_postgres(session.get_bind())
-    statement = _insert(table, names, postgres)
+    if parent is not None and not postgres:
+        raise ValueError("rows are checked for their parent row on PostgreSQL only")
+    statement = _insert(table, names, postgres, parent)
     if not postgres:
         session.execute(statement, rows)
         return

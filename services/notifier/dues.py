@@ -120,19 +120,24 @@ def write(session: Session, rows: Iterable[Due]) -> None:
         insert_many(session, attempt_table, attempts)
 
 
+def attempt_row(
+    delivery_id: str, *, at: datetime, status_code: int | None, ms: int, error: str | None
+) -> dict[str, Any]:
+    """A delivery_attempts row, to insert."""
+    return {
+        "id": new_id(),
+        "delivery_id": delivery_id,
+        "attempted_at": at,
+        "status_code": status_code,
+        "duration_ms": ms,
+        "error": error,
+    }
+
+
 def log_attempt(
     row: Due, *, at: datetime, status_code: int | None, ms: int, error: str | None
 ) -> None:
-    row.attempt_log.append(
-        {
-            "id": new_id(),
-            "delivery_id": row.id,
-            "attempted_at": at,
-            "status_code": status_code,
-            "duration_ms": ms,
-            "error": error,
-        }
-    )
+    row.attempt_log.append(attempt_row(row.id, at=at, status_code=status_code, ms=ms, error=error))
     row.changed = True
 
 

@@ -267,14 +267,22 @@ def _take(
     due = [row for row in rows if _due(row, now=now, stamp=stamp)]
     if not due:
         return []
+    # The endpoints are locked last, and so for as short a time as can be (claims in other
+    # processes wait for them): the events are read and their bodies composed first, for the
+    # rows within the limit (those past it are not taken).
+    rows_named = named or Rows(session)
+    bodies: dict[str, bytes | Exception] = {}
+    if events is None:
+        events = rows_named.events(row.event_id for row in due)
+    for row in due[:limit]:
+        event = events.get(row.event_id)
+        if event is not None and event.id not in bodies:
+            bodies[event.id] = _body(rows_named, event)
     endpoints = lock_endpoints(session, {row.endpoint_id for row in due}, now=now, skip=new)
     if new:  # (an endpoint held elsewhere: its new deliveries stay due, claimed after commit)
         due = [row for row in due if row.endpoint_id in endpoints]
     busy = Counter({endpoint.id: endpoint.busy for endpoint in endpoints.values()})
     lanes = Counter(held or {})
-    rows_named = named or Rows(session)
-    if events is None:
-        events = rows_named.events(row.event_id for row in due)
     lease_until = now + lease_length()
     taken: list[Due] = []
     for row in due:
@@ -303,7 +311,7 @@ def _take(
             row.change(status=DeliveryStatus.sending, next_attempt_at=lease_until)
             row.attempts += 1
             taken.append(row)
-    claims = _sign(rows_named, taken, endpoints, events, now=now, lease_until=lease_until)
+    claims = _sign(rows_named, bodies, taken, endpoints, events, now=now, lease_until=lease_until)
     if not new:
         write(session, rows)
     return claims
@@ -313,8 +321,20 @@ def _bury(row: Due, reason: str) -> None:
     row.change(status=DeliveryStatus.dead, next_attempt_at=None, last_error=reason)
 
 
+def _body(rows: Rows, event: Any) -> bytes | Exception:
+    """The webhook body of an event, from the rows as they are now; or why it cannot be made
+    (each of the event's deliveries then fails alone)."""
+    try:
+        return webhook.body_of(
+            event_type=event.topic, occurred_at=event.created_at, data=compose(rows, event)
+        )
+    except Exception as error:
+        return error
+
+
 def _sign(
     rows: Rows,
+    bodies: dict[str, bytes | Exception],
     taken: list[Due],
     endpoints: dict[str, Any],
     events: Mapping[str, Any],
@@ -322,20 +342,21 @@ def _sign(
     now: datetime,
     lease_until: datetime,
 ) -> list[Claim]:
-    """Compose each event once (from the rows as they are now) and sign each attempt. A row that
-    cannot be composed or signed fails this attempt alone, without holding up the others."""
-    bodies: dict[str, bytes] = {}
+    """Sign each attempt, with its event's body (composed once per event; `bodies` has those
+    composed already). A row whose body cannot be composed, or that cannot be signed, fails
+    this attempt alone, without holding up the others."""
     claims: list[Claim] = []
     for row in taken:
         event, endpoint = events[row.event_id], endpoints[row.endpoint_id]
+        if event.id not in bodies:
+            bodies[event.id] = _body(rows, event)
+        body = bodies[event.id]
         try:
-            if event.id not in bodies:
-                bodies[event.id] = webhook.body_of(
-                    event_type=event.topic, occurred_at=event.created_at, data=compose(rows, event)
-                )
+            if isinstance(body, Exception):
+                raise body
             message = webhook.build_message(
                 msg_id=webhook_id(row.id),
-                body=bodies[event.id],
+                body=body,
                 secrets=signing_secrets(endpoint, now),
                 signed_at=now,
             )

@@ -25,55 +25,55 @@ def sent(claim_: Claim, http: object) -> webhook.Outcome:
     return webhook.send(claim_.message, claim_.url, http=http, timeout=2, now=utcnow())  # type: ignore[arg-type]
 
 
-def test_a_redelivered_task_sends_nothing_once_a_2xx_is_recorded(lite_stack: Stack) -> None:
+def test_a_redelivered_task_sends_nothing_once_a_2xx_is_recorded(stack: Stack) -> None:
     with receiver() as hooks, client() as http:
-        delivery_id = make_hook(lite_stack, hooks.url).delivery()
-        assert attempt(lite_stack, delivery_id, now=utcnow(), http=http) is not None
+        delivery_id = make_hook(stack, hooks.url).delivery()
+        assert attempt(stack, delivery_id, now=utcnow(), http=http) is not None
         later = utcnow() + lease_length() * 3
-        assert take(lite_stack, [delivery_id], now=later) == []
-        with lite_stack.session() as session:
+        assert take(stack, [delivery_id], now=later) == []
+        with stack.session() as session:
             assert dispatch_due(session, now=later)[1] == []
         assert len(hooks.requests) == 1
 
 
-def test_a_crash_between_send_and_record_sends_again_with_the_same_id(lite_stack: Stack) -> None:
+def test_a_crash_between_send_and_record_sends_again_with_the_same_id(stack: Stack) -> None:
     with receiver() as hooks, client() as http:
-        delivery_id = make_hook(lite_stack, hooks.url).delivery()
+        delivery_id = make_hook(stack, hooks.url).delivery()
         now = utcnow()
-        [first] = take(lite_stack, [delivery_id], now=now)
+        [first] = take(stack, [delivery_id], now=now)
         assert sent(first, http).ok  # ... and the worker dies before recording it
-        assert take(lite_stack, [delivery_id], now=now + timedelta(seconds=1)) == []  # leased
+        assert take(stack, [delivery_id], now=now + timedelta(seconds=1)) == []  # leased
         after_lease = first.lease_until + timedelta(seconds=1)
-        with lite_stack.session() as session:
+        with stack.session() as session:
             stamp, handed_out = dispatch_due(session, now=after_lease)
         assert handed_out == [delivery_id]
-        [second] = take(lite_stack, [delivery_id], now=after_lease, stamp=stamp)
+        [second] = take(stack, [delivery_id], now=after_lease, stamp=stamp)
         assert second.attempt == 2
-        with lite_stack.session() as session:
+        with stack.session() as session:
             record(session, [(second, sent(second, http))], now=after_lease)
     assert [r.webhook_id for r in hooks.requests] == [f"msg_{delivery_id}"] * 2
-    log = attempts(lite_stack, delivery_id)
+    log = attempts(stack, delivery_id)
     assert [(a.status_code, a.error) for a in log] == [(None, LOST), (200, None)]
-    assert delivery(lite_stack, delivery_id).status == "delivered"
+    assert delivery(stack, delivery_id).status == "delivered"
 
 
-def test_a_late_record_does_not_overrule_the_attempt_that_took_over(lite_stack: Stack) -> None:
+def test_a_late_record_does_not_overrule_the_attempt_that_took_over(stack: Stack) -> None:
     with receiver() as hooks, client() as http:
-        delivery_id = make_hook(lite_stack, hooks.url).delivery()
+        delivery_id = make_hook(stack, hooks.url).delivery()
         now = utcnow()
-        [stalled] = take(lite_stack, [delivery_id], now=now)
+        [stalled] = take(stack, [delivery_id], now=now)
         later = stalled.lease_until + timedelta(seconds=1)
-        [current] = take(lite_stack, [delivery_id], now=later)
+        [current] = take(stack, [delivery_id], now=later)
         hooks.reply(Reply(500), Reply(503))
-        with lite_stack.session() as session:
+        with stack.session() as session:
             record(session, [(current, sent(current, http))], now=later)
-        scheduled = delivery(lite_stack, delivery_id).next_attempt_at
-        with lite_stack.session() as session:  # the stalled worker wakes up and records a failure
+        scheduled = delivery(stack, delivery_id).next_attempt_at
+        with stack.session() as session:  # the stalled worker wakes up and records a failure
             record(session, [(stalled, sent(stalled, http))], now=later)
-        assert delivery(lite_stack, delivery_id).next_attempt_at == scheduled
-        with lite_stack.session() as session:  # but a 2xx always counts
+        assert delivery(stack, delivery_id).next_attempt_at == scheduled
+        with stack.session() as session:  # but a 2xx always counts
             record(session, [(stalled, webhook.Outcome(True, 200, None, 0.1))], now=later)
-    assert delivery(lite_stack, delivery_id).status == "delivered"
+    assert delivery(stack, delivery_id).status == "delivered"
 
 
 def test_sweep_stamps_hand_each_delivery_to_one_task(lite_stack: Stack) -> None:
