@@ -267,15 +267,22 @@ def _take(
     due = [row for row in rows if _due(row, now=now, stamp=stamp)]
     if not due:
         return []
-    # The endpoints are locked last, and so for as short a time as can be (claims in other
-    # processes wait for them): the events are read and their bodies composed first, for the
-    # rows within the limit (those past it are not taken).
+    # The rows it could take, as far as the limit and this process's lanes tell (the endpoints'
+    # own counts are read under their lock): only their events are read and composed, and
+    # before the endpoints are locked, so that the lock is held as briefly as can be (claims
+    # in other processes wait for it).
+    lanes = Counter(held or {})
+    candidates: set[str] = set()
+    for row in due:
+        if len(candidates) < limit and (held is None or lanes[row.endpoint_id] < LANE_LIMIT):
+            lanes[row.endpoint_id] += 1
+            candidates.add(row.id)
     rows_named = named or Rows(session)
-    bodies: dict[str, bytes | Exception] = {}
     if events is None:
-        events = rows_named.events(row.event_id for row in due)
-    for row in due[:limit]:
-        event = events.get(row.event_id)
+        events = rows_named.events(row.event_id for row in due if row.id in candidates)
+    bodies: dict[str, bytes | Exception] = {}
+    for row in due:
+        event = events.get(row.event_id) if row.id in candidates else None
         if event is not None and event.id not in bodies:
             bodies[event.id] = _body(rows_named, event)
     endpoints = lock_endpoints(session, {row.endpoint_id for row in due}, now=now, skip=new)
@@ -292,12 +299,13 @@ def _take(
         if endpoint is None or not endpoint.enabled:
             reason = endpoint.disabled_reason if endpoint is not None else None
             _bury(row, f"endpoint disabled: {reason}" if reason else "endpoint disabled")
-        elif row.event_id not in events:
-            _bury(row, "event no longer exists")
         elif row.attempts >= webhook.MAX_ATTEMPTS:
             _bury(row, f"no attempt left after {row.attempts}; last: {row.last_error}")
+        elif row.id in candidates and row.event_id not in events:
+            _bury(row, "event no longer exists")
         elif (
-            len(taken) >= limit
+            row.id not in candidates
+            or len(taken) >= limit
             or busy[row.endpoint_id] >= IN_FLIGHT_PER_ENDPOINT
             or (held is not None and lanes[row.endpoint_id] >= LANE_LIMIT)
         ):

@@ -4,40 +4,79 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session
 
-from services.notifier.dues import DUE_COLUMNS, D, locked, note_lost, write
-from services.notifier.ledger import IN_FLIGHT_PER_ENDPOINT, lease_length
+from services.notifier.dues import DUE_COLUMNS, AnyRows, D, locked, note_lost, write
+from services.notifier.ledger import IN_FLIGHT_PER_ENDPOINT, E, lease_length
 from services.notifier.status import OPEN_STATUSES, DeliveryStatus
+from shared.db import is_postgres
 
 SWEEP_BATCH = 500
+
+
+def _in_flight(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Leases not run out: deliveries being sent, or answered and not yet recorded."""
+    return D.status == DeliveryStatus.sending, D.next_attempt_at > now
+
+
+def _due(now: datetime, limit: int, *, postgres: bool) -> AnyRows:
+    if not postgres:  # SQLite (no LATERAL): endpoints whose slots are all taken are skipped
+        full = (
+            select(D.endpoint_id)
+            .where(*_in_flight(now))
+            .group_by(D.endpoint_id)
+            .having(func.count() >= IN_FLIGHT_PER_ENDPOINT)
+        )
+        return (
+            select(*DUE_COLUMNS)
+            .where(
+                D.status.in_(OPEN_STATUSES), D.next_attempt_at <= now, D.endpoint_id.not_in(full)
+            )
+            .order_by(D.next_attempt_at)
+            .limit(limit)
+        )
+    # PostgreSQL: each endpoint's oldest due deliveries, no more than its free slots (what its
+    # leases in flight leave of IN_FLIGHT_PER_ENDPOINT). An endpoint being sent is fed by the
+    # processes sending it, as each answer frees a slot (sender.py); handing out more of its
+    # deliveries would only have them stamped, passed over and written back due.
+    busy = select(func.count()).where(D.endpoint_id == E.id, *_in_flight(now)).scalar_subquery()
+    rooms = select(E.id, (IN_FLIGHT_PER_ENDPOINT - busy).label("room")).subquery("rooms")
+    per_endpoint = (
+        select(D.id, D.next_attempt_at)
+        .where(
+            D.endpoint_id == rooms.c.id,
+            D.status.in_(OPEN_STATUSES),
+            D.next_attempt_at <= now,
+        )
+        .order_by(D.next_attempt_at)
+        .limit(func.greatest(rooms.c.room, 0))
+        .lateral("due")
+    )
+    oldest = (
+        select(per_endpoint.c.id)
+        .select_from(rooms)
+        .join(per_endpoint, true())
+        .order_by(per_endpoint.c.next_attempt_at)
+        .limit(limit)
+    )
+    # (locked here, not in the lateral: only the rows handed out; the conditions are checked
+    # again on the locked row, so a row another sweep took meanwhile is left out)
+    return (
+        select(*DUE_COLUMNS)
+        .where(D.id.in_(oldest), D.status.in_(OPEN_STATUSES), D.next_attempt_at <= now)
+        .order_by(D.next_attempt_at)
+    )
 
 
 def dispatch_due(
     session: Session, *, now: datetime, limit: int = SWEEP_BATCH
 ) -> tuple[datetime, list[str]]:
-    """Due deliveries, oldest first, skipping endpoints whose slots are all taken (their holders
-    take the next ones as slots free). Each is stamped until the returned stamp, which its task
-    presents to claim it: a row is handed to one task at a time, and a lost task's rows simply
-    come due again when the stamp passes. Leases that ran out are recorded as lost attempts."""
-    full = (
-        select(D.endpoint_id)
-        .where(D.status == DeliveryStatus.sending, D.next_attempt_at > now)
-        .group_by(D.endpoint_id)
-        .having(func.count() >= IN_FLIGHT_PER_ENDPOINT)
-    )
-    rows = locked(
-        session,
-        select(*DUE_COLUMNS)
-        .where(
-            D.status.in_(OPEN_STATUSES),
-            D.next_attempt_at <= now,
-            D.endpoint_id.not_in(full),
-        )
-        .order_by(D.next_attempt_at)
-        .limit(limit),
-    )
+    """Due deliveries, oldest first, no more of an endpoint than its free slots. Each is
+    stamped until the returned stamp, which its task presents to claim it: a row is handed to
+    one task at a time, and a lost task's rows simply come due again when the stamp passes.
+    Leases that ran out are recorded as lost attempts."""
+    rows = locked(session, _due(now, limit, postgres=is_postgres(session.get_bind())))
     stamp = now + lease_length()
     for row in rows:
         if row.status == DeliveryStatus.sending:

@@ -93,15 +93,34 @@ def test_sweep_stamps_hand_each_delivery_to_one_task(lite_stack: Stack) -> None:
         assert [c.delivery_id for c in copy] == [other]  # never the one already in flight
 
 
-def test_the_sweep_skips_an_endpoint_whose_slots_are_all_taken(lite_stack: Stack) -> None:
+def test_the_sweep_skips_an_endpoint_whose_slots_are_all_taken(stack: Stack) -> None:
     with receiver() as busy_hooks, receiver() as quiet_hooks:
-        busy: Hook = make_hook(lite_stack, busy_hooks.url)
-        quiet = make_hook(lite_stack, quiet_hooks.url)
+        busy: Hook = make_hook(stack, busy_hooks.url)
+        quiet = make_hook(stack, quiet_hooks.url)
         busy_ids = [busy.delivery() for _ in range(IN_FLIGHT_PER_ENDPOINT + 2)]
         quiet_id = quiet.delivery()
         now = utcnow()
-        in_flight = take(lite_stack, busy_ids, now=now, limit=len(busy_ids))
+        in_flight = take(stack, busy_ids, now=now, limit=len(busy_ids))
         assert len(in_flight) == IN_FLIGHT_PER_ENDPOINT  # the endpoint's limit, not the task's
-        with lite_stack.session() as session:
+        with stack.session() as session:
             _, handed_out = dispatch_due(session, now=now)
         assert handed_out == [quiet_id]
+
+
+def test_the_sweep_hands_out_no_more_of_an_endpoint_than_its_free_slots(pg_stack: Stack) -> None:
+    """On PostgreSQL: the processes sending an endpoint take its next deliveries as slots
+    free, so the sweep hands out only what its slots have room for, not rows a claim would
+    pass over and write back."""
+    with receiver() as busy_hooks, receiver() as quiet_hooks:
+        busy: Hook = make_hook(pg_stack, busy_hooks.url)
+        quiet = make_hook(pg_stack, quiet_hooks.url)
+        in_flight_ids = [busy.delivery() for _ in range(IN_FLIGHT_PER_ENDPOINT - 2)]
+        now = utcnow()
+        assert len(take(pg_stack, in_flight_ids, now=now, limit=len(in_flight_ids))) == len(
+            in_flight_ids
+        )
+        waiting = [busy.delivery() for _ in range(5)]
+        quiet_ids = [quiet.delivery() for _ in range(3)]
+        with pg_stack.session() as session:
+            _, handed_out = dispatch_due(session, now=utcnow())
+        assert sorted(handed_out) == sorted(waiting[:2] + quiet_ids)  # the oldest two of its five
