@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httpx
 import orjson
@@ -125,13 +125,26 @@ def _answer(response: httpx.Response) -> str:
     return read[:BODY_KEPT].decode(errors="replace").strip()
 
 
+def _drain(response: httpx.Response) -> None:
+    """Read a 2xx's answer to its end (no more than BODY_READ_LIMIT of it), as it came: nothing
+    of it is kept, so it is not decoded (httpx's decoding layers cost more than the rest of
+    reading a small answer)."""
+    read = 0
+    for chunk in cast(httpx.SyncByteStream, response.stream):
+        read += len(chunk)
+        if read >= BODY_READ_LIMIT:
+            break
+
+
 def classify(response: httpx.Response, *, now: datetime, elapsed: float) -> Outcome:
     """2xx delivered; 410 disables the endpoint; 429 and 503 say when to come back; any other
-    answer (redirects included: never followed) is retried on the schedule."""
+    answer (redirects included: never followed) is retried on the schedule. The answer is read
+    to its end, so the connection is kept for the next request."""
     status = response.status_code
-    answer = _answer(response)  # read to the end, so the connection is kept for the next one
     if 200 <= status < 300:
+        _drain(response)
         return Outcome(True, status, None, elapsed)
+    answer = _answer(response)
     if 300 <= status < 400:
         where = response.headers.get("location", "?")
         return Outcome(False, status, f"HTTP {status}: redirect to {where} not followed", elapsed)

@@ -144,3 +144,14 @@ def test_credentials_in_the_endpoint_url_are_sent_as_basic_auth(stack: Stack) ->
     sent = base64.b64decode(request.headers["authorization"].removeprefix("Basic "))
     assert sent == b"hooks@team:s3cr:t"
     assert request.headers["host"].startswith("127.0.0.1:")  # (never the credentials)
+
+
+def test_answers_are_read_to_the_end_so_one_connection_serves_each_attempt(stack: Stack) -> None:
+    with receiver() as hooks, client() as http:
+        hook = make_hook(stack, hooks.url)
+        delivery_ids = [hook.delivery() for _ in range(3)]
+        hooks.reply(Reply(200), Reply(500), Reply(202))  # each with a body of its own
+        now = utcnow()
+        outcomes = [attempt(stack, d, now=now, http=http) for d in delivery_ids]
+    assert [o.status_code if o else None for o in outcomes] == [200, 500, 202]
+    assert hooks.connections == 1
