@@ -15,7 +15,6 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
-    exists,
     func,
     insert,
     select,
@@ -48,9 +47,10 @@ def _insert(
     arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in names]
     source = func.unnest(*arrays).table_valued(*names).render_derived(name="new")
     rows = select(*source.c)
-    if parent is not None:  # (only rows whose parent row exists)
-        [key] = table.c[parent].foreign_keys
-        rows = rows.where(exists().where(key.column == source.c[parent]))
+    if parent is not None:  # only rows whose parent row exists, locked as the key check locks
+        [key] = table.c[parent].foreign_keys  # it (so a parent being deleted is waited for)
+        found = select(key.column).where(key.column == source.c[parent])
+        rows = rows.where(found.with_for_update(read=True, key_share=True).exists())
     return insert(table).from_select(list(names), rows)
 
 

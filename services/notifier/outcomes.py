@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
@@ -33,11 +32,11 @@ Result = tuple[Claim, webhook.Outcome]
 
 def record(session: Session, results: Sequence[Result], *, now: datetime) -> None:
     """Record each attempt (status, duration, error) and decide what happens next."""
-    if is_postgres(session.get_bind()):  # (a 2xx always wins: nothing to read first)
-        _record_delivered(session, [result for result in results if result[1].ok], now=now)
-        results = [result for result in results if not result[1].ok]
-        if not results:
-            return
+    answers = {outcome.status_code if outcome.ok else None for _, outcome in results}
+    if is_postgres(session.get_bind()) and None not in answers and len(answers) == 1:
+        # Every one a 2xx, the same: nothing to read first (a 2xx always wins), one statement.
+        _record_delivered(session, results, now=now)
+        return
     ids = (claim.delivery_id for claim, _ in results)
     rows = {row.id: row for row in locked_by_id(session, ids, skip=False)}
     gone: set[str] = set()
@@ -94,6 +93,10 @@ def settle(row: Due, claim: Claim, outcome: webhook.Outcome, *, now: datetime) -
 
 @cache
 def _delivered() -> Executable:
+    # (rows are locked in the order the plan visits them, not in id order as a claim locks
+    # them: the two can hold the same rows only once their leases have run out, and then
+    # PostgreSQL ends one of them as a deadlock and it is tried again; locking them in id
+    # order first made deliveries 3.6% slower in an A/B run)
     return (
         update(deliveries)
         .where(among(D.id, "ids", postgres=True), D.status != DeliveryStatus.delivered)
@@ -108,15 +111,11 @@ def _delivered() -> Executable:
 
 
 def _record_delivered(session: Session, results: Sequence[Result], *, now: datetime) -> None:
-    """Record 2xx answers as settle() would, without reading the rows first: each delivery not
-    delivered already is delivered now (rows answered alike share one UPDATE), and every
-    attempt is recorded, but for a delivery deleted meanwhile (its endpoint was)."""
-    if not results:
-        return
-    answered: dict[int | None, list[str]] = defaultdict(list)
+    """Record the same 2xx answer for each of these, as settle() would, without reading the rows
+    first: each delivery not delivered already is delivered now, and every attempt is
+    recorded, but for a delivery deleted meanwhile (its endpoint was)."""
     attempts: list[dict[str, Any]] = []
     for claim, outcome in results:
-        answered[outcome.status_code].append(claim.delivery_id)
         attempts.append(
             attempt_row(
                 claim.delivery_id,
@@ -126,6 +125,7 @@ def _record_delivered(session: Session, results: Sequence[Result], *, now: datet
                 error=outcome.error,
             )
         )
-    for code, ids in sorted(answered.items(), key=lambda item: item[0] or 0):
-        session.execute(_delivered(), {"ids": distinct(ids), "now": now, "code": code})
+    ids = distinct(claim.delivery_id for claim, _ in results)
+    code = results[0][1].status_code
+    session.execute(_delivered(), {"ids": ids, "now": now, "code": code})
     insert_many(session, attempt_table, attempts, parent="delivery_id")

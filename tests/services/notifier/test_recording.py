@@ -89,3 +89,30 @@ def test_an_event_that_cannot_be_composed_fails_its_delivery_alone(
     assert failed.next_attempt_at is not None and failed.next_attempt_at > now
     [logged] = attempts(stack, broken_id)
     assert logged.status_code is None and logged.error == failed.last_error
+
+
+def test_a_batch_of_different_answers_records_each_its_own(stack: Stack) -> None:
+    with receiver() as hooks:
+        hook = make_hook(stack, hooks.url)
+        delivery_ids = [hook.delivery() for _ in range(3)]
+        now = utcnow()
+        with stack.session() as session:
+            claims = claim(session, delivery_ids, now=now, limit=3)
+        answers = [
+            webhook.Outcome(True, 200, None, 0.01),
+            webhook.Outcome(True, 202, None, 0.01),
+            webhook.Outcome(False, 500, "HTTP 500", 0.01),
+        ]
+        by_id = dict(zip(delivery_ids, answers, strict=True))
+        with stack.session() as session:
+            record(session, [(c, by_id[c.delivery_id]) for c in claims], now=now)
+    first, second, third = (delivery(stack, d) for d in delivery_ids)
+    assert (first.status, first.last_status_code) == ("delivered", 200)
+    assert (second.status, second.last_status_code) == ("delivered", 202)
+    assert (third.status, third.last_status_code, third.last_error) == ("failed", 500, "HTTP 500")
+    assert third.next_attempt_at is not None and third.next_attempt_at > now
+    assert [[a.status_code for a in attempts(stack, d)] for d in delivery_ids] == [
+        [200],
+        [202],
+        [500],
+    ]
