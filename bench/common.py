@@ -29,11 +29,12 @@ def postgres() -> Iterator[str]:
     if given:
         yield given
         return
-    server = start_postgres(Path(tempfile.mkdtemp(prefix="hf-bench-")))
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with tempfile.TemporaryDirectory(prefix="hf-bench-", ignore_cleanup_errors=True) as base:
+        server = start_postgres(Path(base))
+        try:
+            yield server.url
+        finally:
+            server.stop()
 
 
 def cpu_seconds(pid: int) -> float:

@@ -19,7 +19,8 @@ E2E_SECONDS = 10.0
 
 
 def main() -> list[tuple[str, ...]]:
-    with embedded_stack(Path(tempfile.mkdtemp(prefix="hf-bench-embedded-"))) as (stack, api):
+    folder = tempfile.TemporaryDirectory(prefix="hf-bench-embedded-", ignore_cleanup_errors=True)
+    with folder as base, embedded_stack(Path(base)) as (stack, api):
         assert stack.keys is not None
         outreach = stack.keys.outreach
         stack.settle()

@@ -197,7 +197,11 @@ SETTINGS = {
 def postgres_stack(**settings: str) -> Iterator[Stack]:
     """PostgreSQL and Redis on free loopback ports, migrated, with keys; stopped afterwards."""
     with ExitStack() as stack:
-        base = Path(tempfile.mkdtemp(prefix="hf-bench-"))
+        base = Path(
+            stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="hf-bench-", ignore_cleanup_errors=True)
+            )
+        )
         postgres = stack.enter_context(start_postgres(base))
         redis = stack.enter_context(start_redis(base, appendonly=False))
         upgrade(postgres.url)
