@@ -268,9 +268,9 @@ def _take(
     if not due:
         return []
     # The rows it could take, as far as the limit and this process's lanes tell (the endpoints'
-    # own counts are read under their lock): only their events are read and composed, and
-    # before the endpoints are locked, so that the lock is held as briefly as can be (claims
-    # in other processes wait for it).
+    # own counts are read under their lock, below): only their events are read and composed,
+    # and before the endpoints are locked, so that the lock is held as briefly as can be
+    # (claims in other processes wait for it). No other row is taken.
     lanes = Counter(held or {})
     candidates: set[str] = set()
     for row in due:
@@ -289,7 +289,6 @@ def _take(
     if new:  # (an endpoint held elsewhere: its new deliveries stay due, claimed after commit)
         due = [row for row in due if row.endpoint_id in endpoints]
     busy = Counter({endpoint.id: endpoint.busy for endpoint in endpoints.values()})
-    lanes = Counter(held or {})
     lease_until = now + lease_length()
     taken: list[Due] = []
     for row in due:
@@ -303,19 +302,13 @@ def _take(
             _bury(row, f"no attempt left after {row.attempts}; last: {row.last_error}")
         elif row.id in candidates and row.event_id not in events:
             _bury(row, "event no longer exists")
-        elif (
-            row.id not in candidates
-            or len(taken) >= limit
-            or busy[row.endpoint_id] >= IN_FLIGHT_PER_ENDPOINT
-            or (held is not None and lanes[row.endpoint_id] >= LANE_LIMIT)
-        ):
+        elif row.id not in candidates or busy[row.endpoint_id] >= IN_FLIGHT_PER_ENDPOINT:
             # Left for the endpoint's next free slot or the sweep: a row the sweep stamped is
             # due again at once; a row already due is not written at all.
             if row.next_attempt_at and row.next_attempt_at > now:
                 row.change(next_attempt_at=now)
         else:
             busy[row.endpoint_id] += 1
-            lanes[row.endpoint_id] += 1
             row.change(status=DeliveryStatus.sending, next_attempt_at=lease_until)
             row.attempts += 1
             taken.append(row)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any
 
 from sqlalchemy import Executable, bindparam, update
 from sqlalchemy.orm import Session
@@ -114,17 +113,16 @@ def _record_delivered(session: Session, results: Sequence[Result], *, now: datet
     """Record the same 2xx answer for each of these, as settle() would, without reading the rows
     first: each delivery not delivered already is delivered now, and every attempt is
     recorded, but for a delivery deleted meanwhile (its endpoint was)."""
-    attempts: list[dict[str, Any]] = []
-    for claim, outcome in results:
-        attempts.append(
-            attempt_row(
-                claim.delivery_id,
-                at=claim.claimed_at,
-                status_code=outcome.status_code,
-                ms=round(outcome.duration_seconds * 1000),
-                error=outcome.error,
-            )
+    attempts = [
+        attempt_row(
+            claim.delivery_id,
+            at=claim.claimed_at,
+            status_code=outcome.status_code,
+            ms=round(outcome.duration_seconds * 1000),
+            error=outcome.error,
         )
+        for claim, outcome in results
+    ]
     ids = distinct(claim.delivery_id for claim, _ in results)
     code = results[0][1].status_code
     session.execute(_delivered(), {"ids": ids, "now": now, "code": code})
