@@ -12,7 +12,7 @@ from sqlalchemy import select
 from services.notifier import delivery as webhook
 from services.notifier.clients import WebhookClient, new_client
 from services.notifier.fanout import fan_out
-from services.notifier.ledger import claim
+from services.notifier.ledger import Claim, claim
 from services.notifier.outcomes import record
 from shared.domain.vocabulary import Role
 from shared.models import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
@@ -68,6 +68,19 @@ def client(*, allow_private: bool = False, allow_loopback: bool = True, timeout:
     return new_client(allow_private=allow_private, allow_loopback=allow_loopback, timeout=timeout)
 
 
+def take(
+    stack: Stack,
+    delivery_ids: list[str],
+    *,
+    now: datetime,
+    limit: int = 10,
+    stamp: datetime | None = None,
+) -> list[Claim]:
+    """Claim these deliveries at `now`, in a transaction of their own, as a deliver task does."""
+    with stack.session() as session:
+        return claim(session, delivery_ids, now=now, limit=limit, stamp=stamp)
+
+
 def attempt(
     stack: Stack,
     delivery_id: str,
@@ -77,8 +90,7 @@ def attempt(
     timeout: float = 2,
 ) -> webhook.Outcome | None:
     """One attempt as a worker makes it, at `now`; None if the delivery was not claimable."""
-    with stack.session() as session:
-        claims = claim(session, [delivery_id], now=now, limit=1)
+    claims = take(stack, [delivery_id], now=now, limit=1)
     if not claims:
         return None
     [taken] = claims

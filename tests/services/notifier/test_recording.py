@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from notifier_support import attempts, delivery, make_hook
+from notifier_support import attempts, delivery, make_hook, take
 from receivers import receiver
 from sqlalchemy import select
 
 from services.notifier import delivery as webhook
 from services.notifier import ledger
-from services.notifier.ledger import claim
 from services.notifier.outcomes import record
 from shared.models import Delivery, DeliveryAttempt, utcnow
 from support import Stack
@@ -22,8 +21,7 @@ def test_answers_for_a_delivery_deleted_meanwhile_leave_the_rest_recorded(stack:
         kept, gone = make_hook(stack, kept_hooks.url), make_hook(stack, gone_hooks.url)
         kept_id, gone_id = kept.delivery(), gone.delivery()
         now = utcnow()
-        with stack.session() as session:
-            claims = claim(session, [kept_id, gone_id], now=now, limit=2)
+        claims = take(stack, [kept_id, gone_id], now=now, limit=2)
         assert len(claims) == 2
         # while the two are being sent, the provider deletes one endpoint (and its deliveries)
         path = f"/v1/webhook-endpoints/{gone.id}"
@@ -44,8 +42,7 @@ def test_a_late_duplicate_2xx_adds_its_attempt_and_changes_nothing_else(stack: S
     with receiver() as hooks:
         delivery_id = make_hook(stack, hooks.url).delivery()
         now = utcnow()
-        with stack.session() as session:
-            [taken] = claim(session, [delivery_id], now=now, limit=1)
+        [taken] = take(stack, [delivery_id], now=now, limit=1)
         with stack.session() as session:
             record(session, [(taken, webhook.Outcome(True, 200, None, 0.01))], now=now)
         first = delivery(stack, delivery_id)
@@ -80,8 +77,7 @@ def test_an_event_that_cannot_be_composed_fails_its_delivery_alone(
 
         monkeypatch.setattr(ledger, "compose", compose_or_fail)
         now = utcnow()
-        with stack.session() as session:
-            claims = claim(session, [broken_id, fine_id], now=now, limit=2)
+        claims = take(stack, [broken_id, fine_id], now=now, limit=2)
     assert [c.delivery_id for c in claims] == [fine_id]
     failed = delivery(stack, broken_id)
     assert (failed.status, failed.attempts) == ("failed", 1)
@@ -96,8 +92,7 @@ def test_a_batch_of_different_answers_records_each_its_own(stack: Stack) -> None
         hook = make_hook(stack, hooks.url)
         delivery_ids = [hook.delivery() for _ in range(3)]
         now = utcnow()
-        with stack.session() as session:
-            claims = claim(session, delivery_ids, now=now, limit=3)
+        claims = take(stack, delivery_ids, now=now, limit=3)
         answers = [
             webhook.Outcome(True, 200, None, 0.01),
             webhook.Outcome(True, 202, None, 0.01),

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from notifier_support import Hook, attempt, attempts, client, delivery, make_hook
+from notifier_support import Hook, attempt, attempts, client, delivery, make_hook, take
 from receivers import Reply, receiver
 
 from services.notifier import delivery as webhook
 from services.notifier.dues import LOST
-from services.notifier.ledger import IN_FLIGHT_PER_ENDPOINT, Claim, claim, lease_length
+from services.notifier.ledger import IN_FLIGHT_PER_ENDPOINT, Claim, lease_length
 from services.notifier.outcomes import record
 from services.notifier.sweep import dispatch_due
 from shared.models import utcnow
 from support import Stack
-
-
-def take(stack: Stack, delivery_ids: list[str], **options: object) -> list[Claim]:
-    with stack.session() as session:
-        return claim(session, delivery_ids, limit=options.pop("limit", 10), **options)  # type: ignore[arg-type]
 
 
 def sent(claim_: Claim, http: object) -> webhook.Outcome:
