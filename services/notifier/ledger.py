@@ -17,7 +17,18 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Integer, String, Table, bindparam, func, select, text, true
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    ScalarSelect,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -107,19 +118,25 @@ def signing_secrets(endpoint: Any, now: datetime) -> list[str]:
     return secrets
 
 
-@cache
-def _endpoints_locked(postgres: bool, skip: bool = False) -> AnyRows:
-    busy = (
+def leases_held(now: Any) -> ScalarSelect[int]:
+    """An endpoint's leases not run out (being sent, or answered and not recorded yet), what
+    IN_FLIGHT_PER_ENDPOINT caps; for the webhook_endpoints row of the enclosing query. `now`:
+    a time, or a bind parameter."""
+    return (
         select(func.count())
         .where(
             D.endpoint_id == E.id,
             D.status == DeliveryStatus.sending,
-            D.next_attempt_at > bindparam("now"),
+            D.next_attempt_at > now,
         )
         .scalar_subquery()
     )
+
+
+@cache
+def _endpoints_locked(postgres: bool, skip: bool = False) -> AnyRows:
     return (
-        select(*ENDPOINT_COLUMNS, busy.label("busy"))
+        select(*ENDPOINT_COLUMNS, leases_held(bindparam("now")).label("busy"))
         .where(among(E.id, "ids", postgres=postgres))
         .order_by(E.id)
         # (FOR NO KEY UPDATE: claims still take turns, and a delivery being inserted, whose

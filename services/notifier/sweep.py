@@ -4,30 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from services.notifier.dues import DUE_COLUMNS, AnyRows, D, locked, note_lost, write
-from services.notifier.ledger import IN_FLIGHT_PER_ENDPOINT, E, lease_length
+from services.notifier.ledger import IN_FLIGHT_PER_ENDPOINT, E, lease_length, leases_held
 from services.notifier.status import OPEN_STATUSES, DeliveryStatus
 from shared.db import is_postgres
 
 SWEEP_BATCH = 500
 
 
-def _in_flight(now: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Leases not run out: deliveries being sent, or answered and not yet recorded."""
-    return D.status == DeliveryStatus.sending, D.next_attempt_at > now
-
-
 def _due(now: datetime, limit: int, *, postgres: bool) -> AnyRows:
     if not postgres:  # SQLite (no LATERAL): endpoints whose slots are all taken are skipped
-        full = (
-            select(D.endpoint_id)
-            .where(*_in_flight(now))
-            .group_by(D.endpoint_id)
-            .having(func.count() >= IN_FLIGHT_PER_ENDPOINT)
-        )
+        full = select(E.id).where(leases_held(now) >= IN_FLIGHT_PER_ENDPOINT)
         return (
             select(*DUE_COLUMNS)
             .where(
@@ -40,8 +30,9 @@ def _due(now: datetime, limit: int, *, postgres: bool) -> AnyRows:
     # leases in flight leave of IN_FLIGHT_PER_ENDPOINT). An endpoint being sent is fed by the
     # processes sending it, as each answer frees a slot (sender.py); handing out more of its
     # deliveries would only have them stamped, passed over and written back due.
-    busy = select(func.count()).where(D.endpoint_id == E.id, *_in_flight(now)).scalar_subquery()
-    rooms = select(E.id, (IN_FLIGHT_PER_ENDPOINT - busy).label("room")).subquery("rooms")
+    rooms = select(E.id, (IN_FLIGHT_PER_ENDPOINT - leases_held(now)).label("room")).subquery(
+        "rooms"
+    )
     per_endpoint = (
         select(D.id, D.next_attempt_at)
         .where(
