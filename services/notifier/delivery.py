@@ -6,12 +6,14 @@ import base64
 import hmac
 import random
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, cast
 
+import httpcore
 import httpx
 import orjson
 
@@ -125,25 +127,38 @@ def _answer(response: httpx.Response) -> str:
     return read[:BODY_KEPT].decode(errors="replace").strip()
 
 
-def _drain(response: httpx.Response) -> None:
+def _drain(stream: Iterable[bytes]) -> None:
     """Read a 2xx's answer to its end (no more than BODY_READ_LIMIT of it), as it came: nothing
-    of it is kept, so it is not decoded (httpx's decoding layers cost more than the rest of
-    reading a small answer)."""
+    of it is kept, so it is not decoded."""
     read = 0
-    for chunk in cast(httpx.SyncByteStream, response.stream):
+    for chunk in stream:
         read += len(chunk)
         if read >= BODY_READ_LIMIT:
             break
 
 
-def classify(response: httpx.Response, *, now: datetime, elapsed: float) -> Outcome:
+class _Answer(httpx.SyncByteStream):
+    """An answer's body as httpx reads it (decoded as its headers say)."""
+
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.stream
+
+
+def classify(answered: httpcore.Response, *, now: datetime, elapsed: float) -> Outcome:
     """2xx delivered; 410 disables the endpoint; 429 and 503 say when to come back; any other
     answer (redirects included: never followed) is retried on the schedule. The answer is read
-    to its end, so the connection is kept for the next request."""
-    status = response.status_code
+    (a failure's start kept), so the connection is kept for the next request. A 2xx, the usual
+    answer, is read straight off the connection; any other as an httpx response (its headers
+    parsed, its body decoded)."""
+    status = answered.status
+    stream = cast(Iterable[bytes], answered.stream)
     if 200 <= status < 300:
-        _drain(response)
+        _drain(stream)
         return Outcome(True, status, None, elapsed)
+    response = httpx.Response(status, headers=answered.headers, stream=_Answer(stream))
     answer = _answer(response)
     if 300 <= status < 400:
         where = response.headers.get("location", "?")
@@ -155,6 +170,17 @@ def classify(response: httpx.Response, *, now: datetime, elapsed: float) -> Outc
     return Outcome(False, status, error, elapsed, retry_after=wait)
 
 
+# What a failed request raises: httpcore's errors (a timeout is told apart, below), and httpx's
+# while a failure's answer is decoded.
+FAILURES = (
+    httpx.HTTPError,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ProxyError,
+)
+
+
 def send(
     message: Message, url: str, *, http: WebhookClient, timeout: float, now: datetime
 ) -> Outcome:
@@ -162,16 +188,16 @@ def send(
     started = time.perf_counter()
     try:
         with deadline(timeout):
-            response = http.post_webhook(url, message.body, message.headers)
+            answered = http.post_webhook(url, message.body, message.headers)
             try:
-                return classify(response, now=now, elapsed=time.perf_counter() - started)
+                return classify(answered, now=now, elapsed=time.perf_counter() - started)
             finally:
-                response.close()
+                answered.close()
     except DestinationRefused as error:
         return Outcome(False, None, str(error), time.perf_counter() - started, final=True)
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, httpcore.TimeoutException):
         return Outcome(False, None, f"timed out after {timeout:g} s", time.perf_counter() - started)
-    except httpx.HTTPError as error:
+    except FAILURES as error:
         text = f"{type(error).__name__}: {error}"
         return Outcome(False, None, text, time.perf_counter() - started)
 

@@ -211,3 +211,10 @@ def guarded_transport(
         ),
     )
     return transport
+
+
+def pool_of(transport: httpx.HTTPTransport) -> httpcore.ConnectionPool:
+    """The transport's connection pool (guarded_transport's, for a guarded one)."""
+    pool = transport._pool
+    assert isinstance(pool, httpcore.ConnectionPool)
+    return pool

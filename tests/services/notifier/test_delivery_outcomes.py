@@ -6,9 +6,10 @@ from email.utils import format_datetime
 
 import pytest
 from notifier_support import attempt, attempts, client, delivery, endpoint_row, make_hook
-from receivers import Reply, receiver
+from receivers import Received, Reply, receiver
 from standardwebhooks import Webhook
 
+from servers import free_port
 from shared.models import utcnow
 from support import Stack
 
@@ -155,3 +156,45 @@ def test_answers_are_read_to_the_end_so_one_connection_serves_each_attempt(stack
         outcomes = [attempt(stack, d, now=now, http=http) for d in delivery_ids]
     assert [o.status_code if o else None for o in outcomes] == [200, 500, 202]
     assert hooks.connections == 1
+
+
+def test_the_request_on_the_wire_is_the_one_httpx_would_send(stack: Stack) -> None:
+    with receiver() as hooks, client() as http:
+        hook = make_hook(stack, f"{hooks.url}/in?team=act%201&v=2")
+        outcome = attempt(stack, hook.delivery(), now=utcnow(), http=http)
+        assert outcome is not None and outcome.ok
+        [sent] = hooks.requests
+        http.post(f"{hooks.url}/in?team=act%201&v=2", content=sent.body, headers=sent.headers)
+        [_, plain] = hooks.requests
+    assert sent.path == plain.path == "/hooks/in?team=act%201&v=2"
+    for name in ("host", "content-length", "content-type", "user-agent"):
+        assert sent.headers[name] == plain.headers[name]
+    assert sent.body == plain.body and int(sent.headers["content-length"]) == len(sent.body)
+    assert "authorization" not in sent.headers
+
+
+def test_a_receiver_not_listening_is_a_failure_to_retry(stack: Stack) -> None:
+    with client() as http:
+        hook = make_hook(stack, f"http://127.0.0.1:{free_port()}/hooks")
+        delivery_id = hook.delivery()
+        outcome = attempt(stack, delivery_id, now=utcnow(), http=http)
+    assert outcome is not None and not outcome.ok and not outcome.final
+    assert (outcome.error or "").startswith("ConnectError: ")
+    failed = delivery(stack, delivery_id)
+    assert (failed.status, failed.last_status_code) == ("failed", None)
+    assert failed.next_attempt_at is not None and failed.last_error == outcome.error
+
+
+def hang_up(request: Received) -> Reply:
+    raise ConnectionError("the receiver closes the connection without answering")
+
+
+def test_a_receiver_closing_without_an_answer_is_a_failure_to_retry(stack: Stack) -> None:
+    with receiver() as hooks, client() as http:
+        hook = make_hook(stack, hooks.url)
+        delivery_id = hook.delivery()
+        hooks.default = hang_up
+        outcome = attempt(stack, delivery_id, now=utcnow(), http=http)
+    assert outcome is not None and not outcome.ok and outcome.status_code is None
+    assert (outcome.error or "").startswith("RemoteProtocolError: ")
+    assert delivery(stack, delivery_id).status == "failed"
