@@ -45,8 +45,10 @@ class Target:
         if parsed.username or parsed.password:
             basic = base64.b64encode(f"{parsed.username}:{parsed.password}".encode())
             authorization = b"Basic " + basic
-        # (the Host header exactly as httpx writes it: the port only when not the default)
-        host = httpx.Request("GET", parsed).headers["host"].encode("ascii")
+        if not parsed.host:  # (as httpx refuses it; the API only takes URLs with a host)
+            raise httpcore.UnsupportedProtocol(f"no host to send to in {url!r}")
+        # (the Host header as httpx writes it: the port only when not the scheme's default)
+        host = parsed.netloc
         target = httpcore.URL(
             scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
         )
@@ -87,10 +89,11 @@ class WebhookClient(httpx.Client):
         if self.is_closed:  # (as Client.send: a client evicted meanwhile opens nothing new)
             raise RuntimeError("this webhook client has been closed")
         target = self._target(url)
-        lines = [(b"host", target.host), (b"content-length", b"%d" % len(body))]
+        lines = [(b"Host", target.host)]  # (in httpx's order and casing)
         lines += [(name.encode(), value.encode()) for name, value in headers.items()]
         if target.authorization is not None:
             lines.append((b"authorization", target.authorization))
+        lines.append((b"Content-Length", b"%d" % len(body)))
         request = httpcore.Request(
             b"POST",
             target.url,

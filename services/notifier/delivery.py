@@ -170,10 +170,11 @@ def classify(answered: httpcore.Response, *, now: datetime, elapsed: float) -> O
     return Outcome(False, status, error, elapsed, retry_after=wait)
 
 
-# What a failed request raises: httpcore's errors (a timeout is told apart, below), and httpx's
-# while a failure's answer is decoded.
+# What a failed request raises: httpcore's errors (a timeout is told apart, below), httpx's
+# while a failure's answer is decoded, and an endpoint URL that cannot be parsed.
 FAILURES = (
     httpx.HTTPError,
+    httpx.InvalidURL,
     httpcore.NetworkError,
     httpcore.ProtocolError,
     httpcore.UnsupportedProtocol,

@@ -10,6 +10,7 @@ from receivers import Received, Reply, receiver
 from standardwebhooks import Webhook
 
 from servers import free_port
+from services.notifier import delivery as webhook
 from shared.models import utcnow
 from support import Stack
 
@@ -198,3 +199,11 @@ def test_a_receiver_closing_without_an_answer_is_a_failure_to_retry(stack: Stack
     assert outcome is not None and not outcome.ok and outcome.status_code is None
     assert (outcome.error or "").startswith("RemoteProtocolError: ")
     assert delivery(stack, delivery_id).status == "failed"
+
+
+@pytest.mark.parametrize("url", ["http:///hooks", "https://:443/hooks", "hooks.example.org/in"])
+def test_an_endpoint_url_without_a_host_is_a_failure_not_a_crash(url: str) -> None:
+    message = webhook.build_message(msg_id="msg_x", body=b"{}", secrets=[], signed_at=utcnow())
+    with client() as http:
+        outcome = webhook.send(message, url, http=http, timeout=2, now=utcnow())
+    assert not outcome.ok and outcome.status_code is None and outcome.error
