@@ -329,7 +329,7 @@ def _take(
             row.change(status=DeliveryStatus.sending, next_attempt_at=lease_until)
             row.attempts += 1
             taken.append(row)
-    claims = _sign(rows_named, bodies, taken, endpoints, events, now=now, lease_until=lease_until)
+    claims = _sign(bodies, taken, endpoints, now=now, lease_until=lease_until)
     if not new:
         write(session, rows)
     return claims
@@ -351,24 +351,19 @@ def _body(rows: Rows, event: Any) -> bytes | Exception:
 
 
 def _sign(
-    rows: Rows,
-    bodies: dict[str, bytes | Exception],
+    bodies: Mapping[str, bytes | Exception],
     taken: list[Due],
     endpoints: dict[str, Any],
-    events: Mapping[str, Any],
     *,
     now: datetime,
     lease_until: datetime,
 ) -> list[Claim]:
-    """Sign each attempt, with its event's body (composed once per event; `bodies` has those
-    composed already). A row whose body cannot be composed, or that cannot be signed, fails
-    this attempt alone, without holding up the others."""
+    """Sign each attempt, with its event's body (`bodies`, by event id: composed once per
+    event before the endpoints were locked). A row whose body could not be composed, or that
+    cannot be signed, fails this attempt alone, without holding up the others."""
     claims: list[Claim] = []
     for row in taken:
-        event, endpoint = events[row.event_id], endpoints[row.endpoint_id]
-        if event.id not in bodies:
-            bodies[event.id] = _body(rows, event)
-        body = bodies[event.id]
+        endpoint, body = endpoints[row.endpoint_id], bodies[row.event_id]
         try:
             if isinstance(body, Exception):
                 raise body
